@@ -1,0 +1,1 @@
+"""Board registry, top-level harnesses, open-toolchain builds and flashing."""

@@ -1,0 +1,181 @@
+"""Command-line interface: ``python -m compiler COMMAND MODEL [options]``.
+
+Options share one vocabulary across commands (DESIGN.md section 6); each command runs the
+pipeline up to its own stage and rewrites ``report.json`` whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from compiler import __version__
+from compiler.datasets import load_npz, load_split
+from compiler.errors import CompilerError
+from compiler.modelfile import LoadedModel, load_model
+from compiler.report import write_report
+from compiler.summary import ModelSummary, float_accuracy, summarize
+
+__all__ = ["main"]
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Options of every command that reads a model."""
+    parser.add_argument("model", type=Path, help="model file (.pt) written by save_model")
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="accept a pickled whole nn.Module (unpickling runs code: only for trusted files)",
+    )
+    parser.add_argument(
+        "--calib",
+        metavar="F",
+        help="an .npz with raw features 'X' (and labels 'y') to use instead of the model's "
+        "built-in data set",
+    )
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        help="build directory (default: build/<model-stem>/)",
+    )
+
+
+def default_out_dir(model: Path, board: str | None = None) -> Path:
+    return Path("build") / (model.stem + (f"-{board}" if board else ""))
+
+
+def evaluation_data(
+    loaded: LoadedModel, calib: str | None
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Raw test features, labels (or None) and a description of where they came from."""
+    if calib:
+        x, y = load_npz(calib)
+        return x, y, f"{calib} ({len(x)} samples)"
+    if loaded.dataset is not None:
+        split = load_split(loaded.dataset)
+        return (
+            split.x_test,
+            split.y_test,
+            f"{loaded.dataset.name} test split ({len(split.x_test)} samples)",
+        )
+    return np.empty((0,)), None, "no data (the model names no data set; pass --calib F.npz)"
+
+
+def _format_table(rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        pairs = enumerate(zip(row, widths, strict=True))
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in pairs]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def _summary_lines(summary: ModelSummary) -> list[str]:
+    rows = [["layer", "type", "in", "out", "factors", "params", "MACs", "dense params", "saved"]]
+    for layer in summary.layers:
+        rows.append(
+            [
+                layer.name,
+                layer.kind,
+                str(layer.in_features),
+                str(layer.out_features),
+                str(len(layer.chain)),
+                f"{layer.params:,}",
+                f"{layer.macs:,}",
+                f"{layer.dense_params:,}",
+                f"{1 - layer.params / layer.dense_params:.1%}",
+            ]
+        )
+    rows.append(
+        [
+            "model",
+            "",
+            "",
+            "",
+            "",
+            f"{summary.params:,}",
+            f"{summary.macs:,}",
+            f"{summary.dense_params:,}",
+            f"{1 - summary.params / summary.dense_params:.1%}",
+        ]
+    )
+    lines = _format_table(rows, right={2, 3, 4, 5, 6, 7, 8})
+    lines.insert(1, "-" * len(lines[0]))
+    lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    lines.append("")
+    lines.append("chains (application order, [p, q, r, s, t] per factor):")
+    for layer in summary.layers:
+        shape = layer.chain.shape.value if len(layer.chain) > 1 else "dense"
+        lines.append(f"  {layer.name}: {layer.chain}  ({shape})")
+    return lines
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    loaded = load_model(args.model, trust_pickle=args.trust_pickle)
+    summary = summarize(loaded.model, loaded.input_shape)
+    print(
+        f"{args.model}: input shape {loaded.input_shape}, preprocessing "
+        f"x * {loaded.preprocessing.scale:g} + {loaded.preprocessing.offset:g}"
+    )
+    print()
+    for line in _summary_lines(summary):
+        print(line)
+    print()
+    x, y, source = evaluation_data(loaded, args.calib)
+    accuracy = None
+    if y is not None:
+        accuracy = float_accuracy(loaded, x, y)
+        print(f"test accuracy (float): {accuracy:.2%} on {source}")
+    else:
+        print(f"test accuracy: not measured, {source}")
+    out_dir = args.out or default_out_dir(args.model)
+    model_section = {**summary.to_dict(), "float_accuracy": accuracy}
+    report = write_report(out_dir, model=model_section)
+    print(f"wrote {report}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m compiler",
+        description="Compile DeBut (Deformable Butterfly) PyTorch models into verified FPGA "
+        "accelerators with open tools.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="show layers, chains, parameters, MACs and test accuracy of a model",
+        description="Show each weight layer's DeBut chain, parameters and MACs beside the dense "
+        "equivalent, and the float model's test accuracy; writes the 'model' section of "
+        "DIR/report.json.",
+    )
+    add_model_options(inspect)
+    add_output_options(inspect)
+    inspect.set_defaults(run=cmd_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except CompilerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

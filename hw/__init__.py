@@ -1,0 +1,1 @@
+"""Amaranth HDL components of the accelerator (factor stages, requantiser, network top)."""

@@ -1,0 +1,93 @@
+import json
+import subprocess
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from compiler.cli import main
+from compiler.modelfile import Preprocessing, save_model
+from compiler.nn.linear import DeButLinear
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        OrderedDict(
+            fc1=DeButLinear(8, 16, [[16, 8, 4, 2, 1], [16, 16, 4, 4, 4]]),
+            relu1=nn.ReLU(),
+            fc2=nn.Linear(16, 3),
+        )
+    )
+    return save_model(
+        tmp_path / "tiny.pt", model, input_shape=(8,), preprocessing=Preprocessing(2.0, 0.0)
+    )
+
+
+def test_help_lists_commands():
+    result = subprocess.run(
+        [sys.executable, "-m", "compiler", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 0
+    assert "inspect" in result.stdout
+
+
+def test_inspect_counts_and_report(tiny_model, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 8))
+    # labels from an independent computation of the same network
+    loaded_net = torch.load(tiny_model, weights_only=True)["state_dict"]
+    from compiler.nn.chain import Chain
+
+    chain = Chain.from_list([[16, 8, 4, 2, 1], [16, 16, 4, 4, 4]])
+    w1 = chain.materialize(loaded_net["fc1.twiddle"].double().numpy())
+    h = np.maximum((2.0 * x) @ w1.T + loaded_net["fc1.bias"].double().numpy(), 0)
+    logits = (
+        h @ loaded_net["fc2.weight"].double().numpy().T + loaded_net["fc2.bias"].double().numpy()
+    )
+    y = logits.argmax(1)
+    y[:5] = (y[:5] + 1) % 3  # five wrong labels: accuracy must be exactly 75%
+    np.savez(tmp_path / "data.npz", X=x, y=y)
+
+    out = tmp_path / "out"
+    assert (
+        main(["inspect", str(tiny_model), "--calib", str(tmp_path / "data.npz"), "--out", str(out)])
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "test accuracy (float): 75.00% on" in text
+    report = json.loads((out / "report.json").read_text())
+    assert set(report) == {"model", "quant", "hardware", "sim", "synth", "throughput", "artifacts"}
+    assert report["quant"] is None
+    layers = report["model"]["layers"]
+    assert [layer["name"] for layer in layers] == ["fc1", "fc2"]
+    assert layers[0]["params"] == 16 * 2 + 16 * 4 + 16  # factor params p*s, plus bias
+    assert layers[0]["macs"] == 16 * 2 + 16 * 4
+    assert layers[1]["chain"] == [[3, 16, 3, 16, 1]]
+    assert report["model"]["params"] == 16 * 2 + 16 * 4 + 16 + 16 * 3 + 3
+    assert report["model"]["float_accuracy"] == 0.75
+
+
+def test_inspect_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00" * 10)
+    assert main(["inspect", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_inspect_shipped_debut_model(tmp_path, capsys):
+    assert (
+        main(["inspect", str(ROOT / "examples" / "digits_debut.pt"), "--out", str(tmp_path)]) == 0
+    )
+    text = capsys.readouterr().out
+    assert "sklearn-digits test split (450 samples)" in text
+    assert "DeButLinear" in text

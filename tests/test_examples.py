@@ -1,0 +1,60 @@
+"""The shipped example models meet the targets they are documented with."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from compiler.datasets import load_split
+from compiler.modelfile import load_model
+from compiler.nn.linear import DeButLinear
+from compiler.summary import float_accuracy
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def evaluate(name: str):
+    loaded = load_model(EXAMPLES / f"digits_{name}.pt")
+    split = load_split(loaded.dataset)
+    params = sum(p.numel() for p in loaded.model.parameters())
+    return loaded, params, float_accuracy(loaded, split.x_test, split.y_test)
+
+
+@pytest.mark.parametrize("name", ["dense", "debut", "butterfly"])
+def test_example_is_safe_format_on_digits(name):
+    raw = torch.load(EXAMPLES / f"digits_{name}.pt", weights_only=True)
+    assert raw["dataset"] == {
+        "name": "sklearn-digits",
+        "test_size": 0.25,
+        "random_state": 0,
+        "stratify": True,
+    }
+    assert raw["preprocessing"] == {"scale": 1 / 16, "offset": 0.0}
+    widths = [
+        (layer.get("in_features"), layer.get("out_features"))
+        for layer in raw["architecture"]["layers"]
+        if "in_features" in layer
+    ]
+    assert widths == [(64, 128), (128, 128), (128, 10)]
+
+
+def test_debut_model_quarter_of_dense_params_within_one_point():
+    _, dense_params, dense_acc = evaluate("dense")
+    debut, debut_params, debut_acc = evaluate("debut")
+    assert dense_params == 64 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10
+    assert debut_params <= dense_params / 4
+    assert debut_acc >= dense_acc - 0.01
+    assert dense_acc > 0.95
+    for name in ("fc1", "fc2"):
+        layer = getattr(debut.model, name)
+        assert isinstance(layer, DeButLinear) and len(layer.chain) > 1
+        assert layer.chain.is_dense()
+
+
+def test_butterfly_model_uses_two_by_two_factors():
+    bfly, _, acc = evaluate("butterfly")
+    for name in ("fc1", "fc2"):
+        chain = getattr(bfly.model, name).chain
+        assert chain.is_dense()
+        assert sum((f.r, f.s) == (2, 2) for f in chain.factors) == 6 + (name == "fc2")
+    assert acc > 0.9
