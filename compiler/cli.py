@@ -15,7 +15,11 @@ import numpy as np
 from compiler import __version__
 from compiler.datasets import load_npz, load_split
 from compiler.errors import CompilerError
+from compiler.flow import quantize_model
+from compiler.manifest import write_manifest
 from compiler.modelfile import LoadedModel, load_model
+from compiler.pipeline import check_bits
+from compiler.plots import plot_accuracy_vs_bits
 from compiler.report import write_report
 from compiler.summary import ModelSummary, float_accuracy, summarize
 
@@ -35,6 +39,24 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="an .npz with raw features 'X' (and labels 'y') to use instead of the model's "
         "built-in data set",
+    )
+
+
+def add_quant_options(parser: argparse.ArgumentParser) -> None:
+    """Options of every command that quantises a model."""
+    parser.add_argument(
+        "--act-bits",
+        type=int,
+        default=8,
+        metavar="N",
+        help="width of every activation tensor, 2..16 (default 8)",
+    )
+    parser.add_argument(
+        "--weight-bits",
+        type=int,
+        default=8,
+        metavar="N",
+        help="width of every weight, 2..16 (default 8)",
     )
 
 
@@ -143,6 +165,81 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _percent(value: float | None) -> str:
+    return "n/a (no labels)" if value is None else f"{value:.2%}"
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    out_dir = args.out or default_out_dir(args.model)
+    check_bits("--act-bits", args.act_bits)
+    check_bits("--weight-bits", args.weight_bits)
+    print(
+        f"quantising {args.model} to {args.act_bits}-bit activations, "
+        f"{args.weight_bits}-bit weights"
+    )
+    q = quantize_model(
+        args.model,
+        act_bits=args.act_bits,
+        weight_bits=args.weight_bits,
+        calib=args.calib,
+        trust_pickle=args.trust_pickle,
+    )
+    print(f"  calibration: {q.data.calibration_source}")
+    print(f"  test:        {q.data.test_source}")
+    print(
+        f"  float accuracy {_percent(q.float_accuracy)}, fixed-point accuracy "
+        f"{_percent(q.fixed_accuracy)}, argmax agreement {q.agreement:.2%}"
+    )
+    saturated = {k: v for k, v in q.saturations.items() if v}
+    print(f"  saturations on the calibration data: {saturated or 'none'}")
+    print("  formats (sW.F = signed W bits, F fractional; u = unsigned):")
+    print(f"    input {q.graph.input_format}")
+    for op in q.graph.layers:
+        lq = op.quant
+        print(
+            f"    {op.name}: weights {' '.join(map(str, lq.weight_formats))}; outputs "
+            f"{' '.join(map(str, lq.out_formats))}; accumulators {list(lq.acc_widths)} bits"
+        )
+    options = {
+        "act_bits": args.act_bits,
+        "weight_bits": args.weight_bits,
+        "calib": args.calib,
+        "trust_pickle": args.trust_pickle,
+    }
+    manifest = write_manifest(
+        out_dir / "manifest.json", q.graph, model_path=args.model, options=options
+    )
+    bits = list(range(4, 13))
+    sweep = []
+    print("  accuracy sweep (bits: fixed-point accuracy):", end="", flush=True)
+    for b in bits:
+        sweep.append(quantize_model(q.loaded, act_bits=b, weight_bits=b, data=q.data))
+        print(f" {b}: {_percent(sweep[-1].fixed_accuracy)}", end="", flush=True)
+    print()
+    plot = None
+    if q.float_accuracy is not None:
+        plot = plot_accuracy_vs_bits(
+            bits,
+            [s.fixed_accuracy for s in sweep],
+            q.float_accuracy,
+            out_dir / "accuracy_vs_bits.png",
+            f"{args.model.name}: accuracy against bit width",
+        )
+    quant = {
+        **q.quant_section(),
+        "sweep": [
+            {"bits": b, "fixed_accuracy": s.fixed_accuracy, "agreement": s.agreement}
+            for b, s in zip(bits, sweep, strict=True)
+        ],
+        "timings_s": q.timings,
+    }
+    summary = summarize(q.loaded.model, q.loaded.input_shape)
+    model_section = {**summary.to_dict(), "float_accuracy": q.float_accuracy}
+    report = write_report(out_dir, model=model_section, quant=quant)
+    print(f"wrote {manifest}, {report}" + (f", {plot}" if plot else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m compiler",
@@ -162,6 +259,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(inspect)
     add_output_options(inspect)
     inspect.set_defaults(run=cmd_inspect)
+
+    quantize = commands.add_parser(
+        "quantize",
+        help="quantise to fixed point; compare the bit-exact golden model with the float model",
+        description="Fold, balance, calibrate and quantise the model to fixed point (DESIGN.md "
+        "section 5), run the integer golden model on the test split and compare it with the "
+        "float model; writes DIR/manifest.json, the 'model' and 'quant' sections of "
+        "DIR/report.json and DIR/accuracy_vs_bits.png (4..12 bits).",
+    )
+    add_model_options(quantize)
+    add_quant_options(quantize)
+    add_output_options(quantize)
+    quantize.set_defaults(run=cmd_quantize)
     return parser
 
 

@@ -32,3 +32,7 @@ class OptionError(CompilerError):
 
 class DatasetError(CompilerError):
     """A data set reference is unknown or its data cannot be read."""
+
+
+class IRVerificationError(CompilerError):
+    """The IR breaks an invariant after a pass; the message names the pass."""

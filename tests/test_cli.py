@@ -91,3 +91,36 @@ def test_inspect_shipped_debut_model(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "sklearn-digits test split (450 samples)" in text
     assert "DeButLinear" in text
+
+
+def test_quantize_writes_manifest_report_and_plot(tiny_model, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "cal.npz", X=rng.standard_normal((64, 8)), y=rng.integers(0, 3, 64))
+    out = tmp_path / "q"
+    args = ["quantize", str(tiny_model), "--calib", str(tmp_path / "cal.npz"), "--out", str(out)]
+    assert main([*args, "--act-bits", "6", "--weight-bits", "7"]) == 0
+    text = capsys.readouterr().out
+    assert "fixed-point accuracy" in text and "argmax agreement" in text
+    report = json.loads((out / "report.json").read_text())
+    quant = report["quant"]
+    assert quant["act_bits"] == 6 and quant["weight_bits"] == 7
+    assert quant["formats"]["input"][0] == 6 and quant["formats"]["fc1.w0"][0] == 7
+    assert set(quant["saturations"]) == {"input", "fc1.f0", "fc1", "fc2"}
+    assert [s["bits"] for s in quant["sweep"]] == list(range(4, 13))
+    assert report["hardware"] is None and report["model"]["params"] > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["options"]["act_bits"] == 6
+    assert len(manifest["weights_sha256"]) == 64
+    assert (out / "accuracy_vs_bits.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_quantize_rejects_bad_bits(tiny_model, tmp_path, capsys):
+    out = tmp_path / "q"
+    assert main(["quantize", str(tiny_model), "--act-bits", "1", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == "error: --act-bits must be an integer in 2..16, not 1\n"
+    assert not out.exists()
+
+
+def test_quantize_needs_data_for_a_model_without_dataset(tiny_model, tmp_path, capsys):
+    assert main(["quantize", str(tiny_model), "--out", str(tmp_path / "q")]) == 2
+    assert "names no built-in data set; pass --calib F.npz" in capsys.readouterr().err

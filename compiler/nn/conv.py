@@ -87,7 +87,7 @@ class DeButConv2d(nn.Module):
             patches = x[:, :, :: self.stride[0], :: self.stride[1]].permute(0, 2, 3, 1)
         else:
             cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
-            # F.unfold puts the channel slowest in a column (C_in, kh*kw); the chain wants it fastest
+            # F.unfold puts the channel slowest, (C_in, kh*kw); the chain wants it fastest
             kk = self.kernel_size[0] * self.kernel_size[1]
             patches = cols.view(batch, self.in_channels, kk, -1).permute(0, 3, 2, 1)
             patches = patches.reshape(batch, h_out, w_out, kk * self.in_channels)

@@ -226,9 +226,7 @@ class _Space:
     come; the width there is ``R * B`` and the next factor ``(r, s)`` costs ``R * r * B``.
     """
 
-    def __init__(
-        self, out: int, inp: int, shape: str, max_factors: int, lo: int, hi: int
-    ) -> None:
+    def __init__(self, out: int, inp: int, shape: str, max_factors: int, lo: int, hi: int) -> None:
         self.out, self.inp = out, inp
         self.shape, self.max_factors, self.lo, self.hi = shape, max_factors, lo, hi
         self.limit = max(out, inp)
