@@ -36,3 +36,7 @@ class DatasetError(CompilerError):
 
 class IRVerificationError(CompilerError):
     """The IR breaks an invariant after a pass; the message names the pass."""
+
+
+class FitError(CompilerError):
+    """The design does not fit the multiplier budget, the target II or the board."""

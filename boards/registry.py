@@ -1,0 +1,99 @@
+"""The boards the compiler targets and the resources a design may use on each.
+
+Budgets are the device's usable totals (the ECP5-12F to its datasheet, although nextpnr lets a
+12F design use the whole 25F die it shares); a design that fits only beyond them is not a design
+for that board.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.errors import OptionError
+
+__all__ = ["BOARDS", "Board", "get_board"]
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    family: str  # "ecp5" or "ice40"
+    device: str  # as nextpnr names it
+    package: str
+    dsp: int  # 18x18 multipliers (ECP5 MULT18X18D) or 16x16 MACs (iCE40 SB_MAC16)
+    lut: int  # 4-input LUTs
+    ebr: int  # block RAMs (ECP5 DP16KD, 18 Kb; iCE40 4 Kb)
+    clock_mhz: float  # board oscillator
+
+
+BOARDS = {
+    b.name: b
+    for b in (
+        Board(
+            "ulx3s-12f",
+            "ULX3S with ECP5 LFE5U-12F",
+            "ecp5",
+            "LFE5U-12F",
+            "CABGA381",
+            dsp=28,
+            lut=12_000,
+            ebr=32,
+            clock_mhz=25.0,
+        ),
+        Board(
+            "ulx3s-25f",
+            "ULX3S with ECP5 LFE5U-25F",
+            "ecp5",
+            "LFE5U-25F",
+            "CABGA381",
+            dsp=28,
+            lut=24_288,
+            ebr=56,
+            clock_mhz=25.0,
+        ),
+        Board(
+            "ulx3s-45f",
+            "ULX3S with ECP5 LFE5U-45F",
+            "ecp5",
+            "LFE5U-45F",
+            "CABGA381",
+            dsp=72,
+            lut=43_848,
+            ebr=108,
+            clock_mhz=25.0,
+        ),
+        Board(
+            "ulx3s-85f",
+            "ULX3S with ECP5 LFE5U-85F",
+            "ecp5",
+            "LFE5U-85F",
+            "CABGA381",
+            dsp=156,
+            lut=83_640,
+            ebr=208,
+            clock_mhz=25.0,
+        ),
+        Board(
+            "icebreaker",
+            "iCEBreaker with iCE40 UP5K",
+            "ice40",
+            "up5k",
+            "sg48",
+            dsp=8,
+            lut=5_280,
+            ebr=30,
+            clock_mhz=12.0,
+        ),
+    )
+}
+ALIASES = {"ulx3s": "ulx3s-85f"}
+
+
+def get_board(name: str) -> Board:
+    """A board by name (``ulx3s`` is the 85F)."""
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in BOARDS:
+        names = ", ".join([*BOARDS, *ALIASES])
+        raise OptionError(f"--board must be one of {names}, not {name!r}")
+    return BOARDS[key]
