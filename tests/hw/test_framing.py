@@ -1,3 +1,4 @@
+import itertools
 import random
 
 import pytest
@@ -70,4 +71,4 @@ def test_full_rate_one_vector_per_beat_count():
     sim.add_testbench(source)
     sim.add_testbench(sink)
     sim.run()
-    assert {b - a for a, b in zip(times, times[1:], strict=False)} == {3}  # beats per vector
+    assert {b - a for a, b in itertools.pairwise(times)} == {3}  # beats per vector
