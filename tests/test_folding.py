@@ -45,7 +45,8 @@ def test_target_ii():
     assert folding.multipliers == (11, 11, 11, 11, 3, 13) and folding.ii == 99  # <= 100
     with pytest.raises(
         FitError,
-        match=r"^II 10 needs 566 multipliers but the budget is 156; the fastest II that fits is 37 \(use --target-ii 37 or more\)$",
+        match=r"^II 10 needs 566 multipliers but the budget is 156; the fastest II that fits is 37 "
+        r"\(use --target-ii 37 or more\)$",
     ):
         fold(DEBUT_MACS, budget=156, target_ii=10)
 

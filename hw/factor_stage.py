@@ -1,0 +1,304 @@
+"""One DeBut factor as a streaming pipeline stage with a configurable number of multipliers.
+
+Schedule: the ``p*s`` products of a vector are taken in the flat ``(nb, t, r, s)`` parameter order
+(each output's ``s`` products are consecutive) and dealt out ``M`` per cycle: in step ``j`` of
+``II = ceil(p*s / M)``, multiplier ``m`` computes product ``j*M + m`` (idle past ``p*s``). Each
+multiplier reads one input element (a mux over the steps) and one constant weight (a table over
+the steps). Products are accumulated per output, across steps where an output's products straddle
+a step boundary. The first product of an output loads its accumulator with ``bias + round`` (the
+round-half-up constant), so the output stage is only shift, ReLU and saturation.
+
+Pipeline (cycle 0 = input transfer, no stalls):
+
+- cycle 0: the vector is registered into the input buffer;
+- cycles 1..II: issue steps 0..II-1 (operand registers loaded); the next vector is accepted in the
+  last issue cycle, so vectors stream at one per II cycles;
+- +1: product registers; +2: accumulators; +3: shift/ReLU/saturate written into the output queue;
+- the output queue (a small first-word-fall-through FIFO) presents the vector one cycle later.
+
+So ``latency = II + 4``. Backpressure never stalls the pipeline: a vector is only accepted when the
+output queue is sure to have room for it (a credit counter of vectors accepted and not yet sent),
+and ``i.ready`` depends on registers only (no combinational path from ``o.ready``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from amaranth import Cat, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from compiler.fixed import Fixed, bits_for_range
+from compiler.nn.chain import Factor
+
+__all__ = ["FactorStage"]
+
+
+def _shape(fmt: Fixed):
+    return signed(fmt.width) if fmt.signed else unsigned(fmt.width)
+
+
+class FactorStage(wiring.Component):
+    """``y = sat(act(B x + bias) >> shift)`` for one DeBut factor ``B``, bit-exact with
+    :func:`compiler.execute.apply_factor` followed by the bias, the activation and
+    :func:`compiler.fixed.requantize`.
+
+    Ports
+    -----
+    i : ``In(stream.Signature(ArrayLayout(in_format, q)))``
+        One whole input vector per transfer.
+    o : ``Out(stream.Signature(ArrayLayout(out_format, p)))``
+        One whole output vector per transfer.
+
+    Timing: accepts one vector every :attr:`ii` cycles when the output is not stalled; the output
+    becomes valid :attr:`latency` cycles after the input transfer.
+    """
+
+    def __init__(
+        self,
+        factor: Factor,
+        weights: np.ndarray,
+        *,
+        in_format: Fixed,
+        weight_format: Fixed,
+        out_format: Fixed,
+        shift: int,
+        acc_width: int,
+        multipliers: int,
+        bias: np.ndarray | None = None,
+        relu: bool = False,
+    ) -> None:
+        if not isinstance(factor, Factor):
+            raise ValueError(f"factor must be a Factor, not {factor!r}")
+        for name, fmt in (
+            ("in_format", in_format),
+            ("weight_format", weight_format),
+            ("out_format", out_format),
+        ):
+            if not isinstance(fmt, Fixed):
+                raise ValueError(f"{name} must be a Fixed, not {fmt!r}")
+        if not weight_format.signed:
+            raise ValueError(f"weight_format must be signed, not {weight_format}")
+        products = factor.p * factor.s
+        if (
+            not isinstance(multipliers, int)
+            or isinstance(multipliers, bool)
+            or not 1 <= multipliers <= products
+        ):
+            raise ValueError(f"multipliers must be in 1..{products}, not {multipliers!r}")
+        if not isinstance(shift, int) or isinstance(shift, bool):
+            raise ValueError(f"shift must be an int, not {shift!r}")
+        if not isinstance(relu, bool):
+            raise ValueError(f"relu must be a bool, not {relu!r}")
+        weights = np.asarray(weights)
+        if weights.shape != (products,) or not np.issubdtype(weights.dtype, np.integer):
+            raise ValueError(
+                f"weights must be {products} integers (shape ({products},)), "
+                f"not {weights.dtype} of shape {weights.shape}"
+            )
+        if weights.min() < weight_format.min_int or weights.max() > weight_format.max_int:
+            raise ValueError(
+                f"weights must lie in {weight_format.min_int}..{weight_format.max_int} "
+                f"({weight_format}), not {weights.min()}..{weights.max()}"
+            )
+        if bias is None:
+            bias = np.zeros(factor.p, dtype=np.int64)
+        bias = np.asarray(bias)
+        if bias.shape != (factor.p,) or not np.issubdtype(bias.dtype, np.integer):
+            raise ValueError(
+                f"bias must be {factor.p} integers (shape ({factor.p},)), "
+                f"not {bias.dtype} of shape {bias.shape}"
+            )
+
+        self._factor = factor
+        self._weights = [int(w) for w in weights]
+        self._bias = [int(b) for b in bias]
+        self._in_format = in_format
+        self._out_format = out_format
+        self._weight_format = weight_format
+        self._shift = shift
+        self._relu = relu
+        self._multipliers = multipliers
+        self._round = 1 << (shift - 1) if shift > 0 else 0
+
+        rows, cols = factor.rows_cols()
+        self._rows = [int(v) for v in rows]
+        self._cols = [int(v) for v in cols]
+
+        # worst case over the input range, for these weights, bias and rounding constant
+        need = self._acc_bits_needed()
+        if not isinstance(acc_width, int) or isinstance(acc_width, bool) or acc_width < need:
+            raise ValueError(
+                f"acc_width must be at least {need} for these weights, bias and formats, "
+                f"not {acc_width!r}"
+            )
+        self._acc_width = acc_width
+
+        super().__init__(
+            {
+                "i": In(stream.Signature(data.ArrayLayout(_shape(in_format), factor.q))),
+                "o": Out(stream.Signature(data.ArrayLayout(_shape(out_format), factor.p))),
+            }
+        )
+
+    def _acc_bits_needed(self) -> int:
+        x_lo, x_hi = self._in_format.min_int, self._in_format.max_int
+        lo = [b + self._round for b in self._bias]
+        hi = list(lo)
+        for k, w in enumerate(self._weights):
+            i = self._rows[k]
+            lo[i] += min(w * x_lo, w * x_hi)
+            hi[i] += max(w * x_lo, w * x_hi)
+        return bits_for_range(min(lo), max(hi))
+
+    @property
+    def factor(self) -> Factor:
+        return self._factor
+
+    @property
+    def in_format(self) -> Fixed:
+        return self._in_format
+
+    @property
+    def out_format(self) -> Fixed:
+        return self._out_format
+
+    @property
+    def multipliers(self) -> int:
+        """Multipliers instantiated (M)."""
+        return self._multipliers
+
+    @property
+    def ii(self) -> int:
+        """Cycles between accepted vectors when the output is not stalled: ``ceil(p*s / M)``."""
+        return math.ceil(self._factor.p * self._factor.s / self._multipliers)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an input transfer to its output vector being valid (no stalls)."""
+        return self.ii + 4
+
+    @property
+    def queue_depth(self) -> int:
+        """Output vectors the output queue holds: enough for full throughput when not stalled."""
+        return self.latency // self.ii + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        f = self._factor
+        ii, mults = self.ii, self._multipliers
+        products = f.p * f.s
+        in_shape = _shape(self._in_format)
+        w_shape = signed(self._weight_format.width)
+        acc_shape = signed(self._acc_width)
+        out_shape = _shape(self._out_format)
+
+        m.submodules.queue = queue = SyncFIFO(width=f.p * out_shape.width, depth=self.queue_depth)
+
+        # ---- input buffer and issue control -------------------------------------------------
+        x_buf = Signal(data.ArrayLayout(in_shape, f.q))
+        full = Signal()  # x_buf holds a vector with steps still to issue
+        step = Signal(range(ii))
+        last_step = step == ii - 1
+        credits = Signal(range(self.queue_depth + 1))  # accepted and not yet sent
+
+        accept = self.i.valid & self.i.ready
+        send = self.o.valid & self.o.ready
+        m.d.comb += self.i.ready.eq((~full | last_step) & (credits < self.queue_depth))
+        m.d.sync += credits.eq(credits + accept - send)
+
+        with m.If(full):
+            m.d.sync += step.eq(step + 1)
+            with m.If(last_step):
+                m.d.sync += [step.eq(0), full.eq(0)]
+        with m.If(accept):
+            m.d.sync += [x_buf.eq(self.i.payload), full.eq(1), step.eq(0)]
+
+        # ---- operand registers: multiplier mu takes product j*M + mu in step j --------------
+        a_reg = [Signal(in_shape, name=f"a{mu}") for mu in range(mults)]
+        # initialised to the step-0 weight: with II = 1 the register is a constant Yosys removes
+        b_reg = [
+            Signal(w_shape, name=f"b{mu}", init=self._weights[mu] if mu < products else 0)
+            for mu in range(mults)
+        ]
+        v1, step1 = Signal(), Signal(range(ii))
+        m.d.sync += [v1.eq(full), step1.eq(step)]
+
+        def issue(j):
+            for mu in range(mults):
+                k = j * mults + mu
+                if k < products:
+                    m.d.sync += [a_reg[mu].eq(x_buf[self._cols[k]]), b_reg[mu].eq(self._weights[k])]
+                else:
+                    m.d.sync += [a_reg[mu].eq(0), b_reg[mu].eq(0)]
+
+        with m.If(full):
+            if ii == 1:
+                issue(0)
+            else:
+                with m.Switch(step):
+                    for j in range(ii):
+                        with m.Case(j):
+                            issue(j)
+
+        # ---- product registers --------------------------------------------------------------
+        p_reg = [Signal((a_reg[mu] * b_reg[mu]).shape(), name=f"p{mu}") for mu in range(mults)]
+        v2, step2 = Signal(), Signal(range(ii))
+        m.d.sync += [v2.eq(v1), step2.eq(step1)]
+        m.d.sync += [p_reg[mu].eq(a_reg[mu] * b_reg[mu]) for mu in range(mults)]
+
+        # ---- accumulators ---------------------------------------------------------------------
+        acc = [Signal(acc_shape, name=f"acc{i}") for i in range(f.p)]
+        # per step, which multipliers feed which output; and each output's first step
+        feeds: list[dict[int, list[int]]] = [{} for _ in range(ii)]
+        first_step = [None] * f.p
+        for k in range(products):
+            j, mu, i = k // mults, k % mults, self._rows[k]
+            feeds[j].setdefault(i, []).append(mu)
+            if first_step[i] is None:
+                first_step[i] = j
+
+        def accumulate(j):
+            for i, mus in feeds[j].items():
+                part = sum((p_reg[mu] for mu in mus[1:]), p_reg[mus[0]])
+                if first_step[i] == j:
+                    m.d.sync += acc[i].eq(part + (self._bias[i] + self._round))
+                else:
+                    m.d.sync += acc[i].eq(acc[i] + part)
+
+        with m.If(v2):
+            if ii == 1:
+                accumulate(0)
+            else:
+                with m.Switch(step2):
+                    for j in range(ii):
+                        with m.Case(j):
+                            accumulate(j)
+
+        # ---- requantise into the output queue ------------------------------------------------
+        done = Signal()
+        m.d.sync += done.eq(v2 & (step2 == ii - 1))
+        lo = 0 if self._relu else self._out_format.min_int  # min_int <= 0
+        hi = self._out_format.max_int
+        ys = []
+        for i in range(f.p):
+            shifted = acc[i] >> self._shift if self._shift > 0 else acc[i] << -self._shift
+            y = Signal(out_shape, name=f"y{i}")
+            with m.If(shifted > hi):
+                m.d.comb += y.eq(hi)
+            with m.Elif(shifted < lo):
+                m.d.comb += y.eq(lo)
+            with m.Else():
+                m.d.comb += y.eq(shifted)
+            ys.append(y)
+        m.d.comb += [queue.w_data.eq(Cat(*ys)), queue.w_en.eq(done)]
+
+        m.d.comb += [
+            self.o.valid.eq(queue.r_rdy),
+            self.o.payload.as_value().eq(queue.r_data),
+            queue.r_en.eq(self.o.ready),
+        ]
+        return m

@@ -1,0 +1,87 @@
+"""The network core: deserializer, one factor stage per DeBut factor, serializer."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from compiler.fixed import Fixed
+from hw.deserializer import Deserializer
+from hw.factor_stage import FactorStage
+from hw.layouts import beat_layout
+from hw.serializer import Serializer
+
+__all__ = ["Network"]
+
+
+class Network(wiring.Component):
+    """A feed-forward network of factor stages with framed beat streams on both ends.
+
+    Ports: ``i`` carries input vectors as ``ceil(in_features / in_per_beat)`` beats of
+    ``in_per_beat`` elements (``first``/``last`` framing, see :class:`Deserializer`); ``o``
+    carries output vectors likewise. The top only connects its parts.
+
+    Timing: one vector per :attr:`ii` cycles; :attr:`latency` cycles from the transfer of a
+    vector's last input beat to its first output beat being valid, with no stalls.
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[FactorStage],
+        *,
+        in_format: Fixed,
+        out_format: Fixed,
+        in_per_beat: int,
+        out_per_beat: int,
+    ) -> None:
+        if not stages:
+            raise ValueError("stages must not be empty")
+        for a, b in itertools.pairwise(stages):
+            if a.factor.p != b.factor.q or a.out_format != b.in_format:
+                raise ValueError(
+                    f"stage outputs {a.factor.p} x {a.out_format} but the next takes "
+                    f"{b.factor.q} x {b.in_format}"
+                )
+        self.stages = list(stages)
+        self.deserializer = Deserializer(in_format, stages[0].factor.q, in_per_beat)
+        self.serializer = Serializer(out_format, stages[-1].factor.p, out_per_beat)
+        super().__init__(
+            {
+                "i": In(stream.Signature(beat_layout(in_format, in_per_beat))),
+                "o": Out(stream.Signature(beat_layout(out_format, out_per_beat))),
+            }
+        )
+
+    @property
+    def ii(self) -> int:
+        return max(
+            self.deserializer.beats, self.serializer.beats, *(stage.ii for stage in self.stages)
+        )
+
+    @property
+    def latency(self) -> int:
+        # 1 cycle to hand the vector over from the deserializer, each stage's latency from its
+        # input transfer to its output valid, and 1 cycle into the serializer
+        return 1 + sum(stage.latency for stage in self.stages) + 1
+
+    @property
+    def multipliers(self) -> int:
+        return sum(stage.multipliers for stage in self.stages)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.deserializer = self.deserializer
+        m.submodules.serializer = self.serializer
+        wiring.connect(m, wiring.flipped(self.i), self.deserializer.i)
+        previous = self.deserializer.o
+        for k, stage in enumerate(self.stages):
+            m.submodules[f"stage{k}"] = stage
+            wiring.connect(m, previous, stage.i)
+            previous = stage.o
+        wiring.connect(m, previous, self.serializer.i)
+        wiring.connect(m, self.serializer.o, wiring.flipped(self.o))
+        return m
