@@ -1,24 +1,28 @@
 """One DeBut factor as a streaming pipeline stage with a configurable number of multipliers.
 
 Schedule: the ``p*s`` products of a vector are taken in the flat ``(nb, t, r, s)`` parameter order
-(each output's ``s`` products are consecutive) and dealt out ``M`` per cycle: in step ``j`` of
-``II = ceil(p*s / M)``, multiplier ``m`` computes product ``j*M + m`` (idle past ``p*s``). Each
-multiplier reads one input element (a mux over the steps) and one constant weight (a table over
-the steps). Products are accumulated per output, across steps where an output's products straddle
-a step boundary. The first product of an output loads its accumulator with ``bias + round`` (the
-round-half-up constant), so the output stage is only shift, ReLU and saturation.
+(each output's ``s`` products are consecutive) and cut into ``M`` contiguous chunks of
+``II = ceil(p*s / M)`` products: multiplier ``m`` computes product ``m*II + j`` in step ``j``
+(idle past ``p*s``). A multiplier therefore works through whole runs of one output at a time
+and owns one accumulator; its input operand is a mux over the few input elements its chunk
+reads (not over all steps), and its weight a constant table over the steps. An output whose
+products straddle two or more chunks has one partial sum per chunk, added up at the end. The
+first run of an output loads its accumulator with ``bias + round`` (the round-half-up constant,
+which commutes with ReLU), so each requantiser is only shift, ReLU and saturation.
 
 Pipeline (cycle 0 = input transfer, no stalls):
 
 - cycle 0: the vector is registered into the input buffer;
 - cycles 1..II: issue steps 0..II-1 (operand registers loaded); the next vector is accepted in the
   last issue cycle, so vectors stream at one per II cycles;
-- +1: product registers; +2: accumulators; +3: shift/ReLU/saturate written into the output queue;
-- the output queue (a small first-word-fall-through FIFO) presents the vector one cycle later.
+- +1: product registers; +2: accumulators; +3: a finished run is requantised into its output
+  register (or kept as a partial sum); +4: the vector (partial sums added and requantised) is
+  written into the output queue, a small first-word-fall-through FIFO, which presents it one
+  cycle later.
 
-So ``latency = II + 4``. Backpressure never stalls the pipeline: a vector is only accepted when the
-output queue is sure to have room for it (a credit counter of vectors accepted and not yet sent),
-and ``i.ready`` depends on registers only (no combinational path from ``o.ready``).
+So ``latency = II + 5``. Backpressure never stalls the pipeline: a vector is only accepted when
+the output queue is sure to have room for it (a credit counter of vectors accepted and not yet
+sent), and ``i.ready`` depends on registers only (no combinational path from ``o.ready``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Cat, Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -179,12 +183,44 @@ class FactorStage(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from an input transfer to its output vector being valid (no stalls)."""
-        return self.ii + 4
+        return self.ii + 5
 
     @property
     def queue_depth(self) -> int:
         """Output vectors the output queue holds: enough for full throughput when not stalled."""
         return self.latency // self.ii + 1
+
+    def runs(self) -> list[list[tuple[int, int, int]]]:
+        """Per multiplier, its runs ``(output, first step, last step)`` in step order."""
+        ii, products = self.ii, self._factor.p * self._factor.s
+        runs = []
+        for mu in range(self._multipliers):
+            mine: list[tuple[int, int, int]] = []
+            for j in range(ii):
+                k = mu * ii + j
+                if k >= products:
+                    break
+                row = self._rows[k]
+                if mine and mine[-1][0] == row:
+                    mine[-1] = (row, mine[-1][1], j)
+                else:
+                    mine.append((row, j, j))
+            runs.append(mine)
+        return runs
+
+    def _requantize(self, m: Module, value, name: str):
+        """Shift, ReLU and saturation of an accumulator value (combinational)."""
+        lo = 0 if self._relu else self._out_format.min_int  # min_int <= 0
+        hi = self._out_format.max_int
+        shifted = value >> self._shift if self._shift > 0 else value << -self._shift
+        y = Signal(_shape(self._out_format), name=name)
+        with m.If(shifted > hi):
+            m.d.comb += y.eq(hi)
+        with m.Elif(shifted < lo):
+            m.d.comb += y.eq(lo)
+        with m.Else():
+            m.d.comb += y.eq(shifted)
+        return y
 
     def elaborate(self, platform):
         m = Module()
@@ -217,85 +253,96 @@ class FactorStage(wiring.Component):
         with m.If(accept):
             m.d.sync += [x_buf.eq(self.i.payload), full.eq(1), step.eq(0)]
 
-        # ---- operand registers: multiplier mu takes product j*M + mu in step j --------------
+        # pipeline copies of the valid bit and the step
+        valid = [full] + [Signal(name=f"v{n}") for n in range(1, 4)]
+        steps = [step] + [Signal(range(ii), name=f"step{n}") for n in range(1, 4)]
+        for n in range(1, 4):
+            m.d.sync += [valid[n].eq(valid[n - 1]), steps[n].eq(steps[n - 1])]
+
+        def step_table(m, signal, n, values: dict[int, int], default=0):
+            """``signal = values[steps[n]]`` (a constant table over the steps)."""
+            if ii == 1:
+                m.d.comb += signal.eq(values.get(0, default))
+                return
+            by_value: dict[int, list[int]] = {}
+            for j, v in values.items():
+                by_value.setdefault(v, []).append(j)
+            m.d.comb += signal.eq(default)
+            with m.Switch(steps[n]):
+                for v, js in by_value.items():
+                    if v != default:
+                        with m.Case(*js):
+                            m.d.comb += signal.eq(v)
+
+        runs = self.runs()
+        chunks = {}  # output -> its runs as (multiplier, first step, last step)
+        for mu, mine in enumerate(runs):
+            for row, j0, j1 in mine:
+                chunks.setdefault(row, []).append((mu, j0, j1))
+
+        # ---- operands: multiplier mu takes product mu*II + j in step j ----------------------
         a_reg = [Signal(in_shape, name=f"a{mu}") for mu in range(mults)]
-        # initialised to the step-0 weight: with II = 1 the register is a constant Yosys removes
-        b_reg = [
-            Signal(w_shape, name=f"b{mu}", init=self._weights[mu] if mu < products else 0)
-            for mu in range(mults)
-        ]
-        v1, step1 = Signal(), Signal(range(ii))
-        m.d.sync += [v1.eq(full), step1.eq(step)]
-
-        def issue(j):
-            for mu in range(mults):
-                k = j * mults + mu
-                if k < products:
-                    m.d.sync += [a_reg[mu].eq(x_buf[self._cols[k]]), b_reg[mu].eq(self._weights[k])]
+        b_reg = [Signal(w_shape, name=f"b{mu}") for mu in range(mults)]
+        for mu in range(mults):
+            ks = {j: mu * ii + j for j in range(ii) if mu * ii + j < products}
+            sources: dict[int, list[int]] = {}
+            for j, k in ks.items():
+                sources.setdefault(self._cols[k], []).append(j)
+            with m.If(full):
+                if len(sources) == 1:
+                    m.d.sync += a_reg[mu].eq(x_buf[next(iter(sources))])
                 else:
-                    m.d.sync += [a_reg[mu].eq(0), b_reg[mu].eq(0)]
+                    with m.Switch(step):
+                        for col, js in sources.items():
+                            with m.Case(*js):
+                                m.d.sync += a_reg[mu].eq(x_buf[col])
+            weight = Signal(w_shape, name=f"w{mu}")
+            step_table(m, weight, 0, {j: self._weights[k] for j, k in ks.items()})
+            m.d.sync += b_reg[mu].eq(weight)
 
-        with m.If(full):
-            if ii == 1:
-                issue(0)
-            else:
-                with m.Switch(step):
-                    for j in range(ii):
-                        with m.Case(j):
-                            issue(j)
+        # ---- products and accumulators ------------------------------------------------------
+        acc = [Signal(acc_shape, name=f"acc{mu}") for mu in range(mults)]
+        for mu in range(mults):
+            product = Signal((a_reg[mu] * b_reg[mu]).shape(), name=f"p{mu}")
+            m.d.sync += product.eq(a_reg[mu] * b_reg[mu])
+            starts, inits = {}, {}
+            for row, j0, _ in runs[mu]:
+                starts[j0] = 1
+                primary = chunks[row][0][0] == mu
+                inits[j0] = self._bias[row] + self._round if primary else 0
+            start = Signal(name=f"start{mu}")
+            init = Signal(acc_shape, name=f"init{mu}")
+            step_table(m, start, 2, starts)
+            step_table(m, init, 2, inits)
+            with m.If(valid[2]):
+                m.d.sync += acc[mu].eq(Mux(start, init, acc[mu]) + product)
 
-        # ---- product registers --------------------------------------------------------------
-        p_reg = [Signal((a_reg[mu] * b_reg[mu]).shape(), name=f"p{mu}") for mu in range(mults)]
-        v2, step2 = Signal(), Signal(range(ii))
-        m.d.sync += [v2.eq(v1), step2.eq(step1)]
-        m.d.sync += [p_reg[mu].eq(a_reg[mu] * b_reg[mu]) for mu in range(mults)]
-
-        # ---- accumulators ---------------------------------------------------------------------
-        acc = [Signal(acc_shape, name=f"acc{i}") for i in range(f.p)]
-        # per step, which multipliers feed which output; and each output's first step
-        feeds: list[dict[int, list[int]]] = [{} for _ in range(ii)]
-        first_step = [None] * f.p
-        for k in range(products):
-            j, mu, i = k // mults, k % mults, self._rows[k]
-            feeds[j].setdefault(i, []).append(mu)
-            if first_step[i] is None:
-                first_step[i] = j
-
-        def accumulate(j):
-            for i, mus in feeds[j].items():
-                part = sum((p_reg[mu] for mu in mus[1:]), p_reg[mus[0]])
-                if first_step[i] == j:
-                    m.d.sync += acc[i].eq(part + (self._bias[i] + self._round))
+        # ---- finished runs: requantise, or keep as a partial sum -----------------------------
+        ys: list = [None] * f.p
+        partials: dict[int, list] = {}
+        for mu in range(mults):
+            y_mu = self._requantize(m, acc[mu], f"y_acc{mu}")
+            for row, _, j1 in runs[mu]:
+                finished = valid[3] & (steps[3] == j1) if ii > 1 else valid[3]
+                if len(chunks[row]) == 1:
+                    reg = Signal(out_shape, name=f"y{row}")
+                    with m.If(finished):
+                        m.d.sync += reg.eq(y_mu)
+                    ys[row] = reg
                 else:
-                    m.d.sync += acc[i].eq(acc[i] + part)
+                    part = Signal(acc_shape, name=f"part{row}_{mu}")
+                    with m.If(finished):
+                        m.d.sync += part.eq(acc[mu])
+                    partials.setdefault(row, []).append(part)
+        for row, parts in partials.items():
+            total = Signal(acc_shape, name=f"total{row}")
+            m.d.comb += total.eq(sum(parts[1:], parts[0]))
+            ys[row] = self._requantize(m, total, f"y{row}")
 
-        with m.If(v2):
-            if ii == 1:
-                accumulate(0)
-            else:
-                with m.Switch(step2):
-                    for j in range(ii):
-                        with m.Case(j):
-                            accumulate(j)
-
-        # ---- requantise into the output queue ------------------------------------------------
+        # ---- into the output queue ------------------------------------------------------------
         done = Signal()
-        m.d.sync += done.eq(v2 & (step2 == ii - 1))
-        lo = 0 if self._relu else self._out_format.min_int  # min_int <= 0
-        hi = self._out_format.max_int
-        ys = []
-        for i in range(f.p):
-            shifted = acc[i] >> self._shift if self._shift > 0 else acc[i] << -self._shift
-            y = Signal(out_shape, name=f"y{i}")
-            with m.If(shifted > hi):
-                m.d.comb += y.eq(hi)
-            with m.Elif(shifted < lo):
-                m.d.comb += y.eq(lo)
-            with m.Else():
-                m.d.comb += y.eq(shifted)
-            ys.append(y)
+        m.d.sync += done.eq(valid[3] & (steps[3] == ii - 1))
         m.d.comb += [queue.w_data.eq(Cat(*ys)), queue.w_en.eq(done)]
-
         m.d.comb += [
             self.o.valid.eq(queue.r_rdy),
             self.o.payload.as_value().eq(queue.r_data),

@@ -20,6 +20,7 @@ Sizes are written ``out x in`` (the weight matrix's shape), as in ``128x400`` fo
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
@@ -53,9 +54,13 @@ IMBALANCE_WEIGHT = 0.05
 
 _SHAPES = ("monotonic", "bulging", "any")
 
-_Viable = Callable[[int, int, int, int, int], bool]
-"""``viable(factors, params, largest factor, cheapest finish, factors left)`` of a partial
-chain: False cuts the branch."""
+# One step of the search: the factor, the state after it (R', B') and whether its width bulges.
+_Step = tuple[Factor, int, int, bool]
+# Dynamic programming of the default ranking: a state (R, B, bulge still due), a partial sum
+# (parameters, factors) and its entry (largest factor, previous state and sum, last factor).
+_State = tuple[int, int, bool]
+_Sum = tuple[int, int]
+_Entry = tuple[int, "tuple[_State, _Sum] | None", "Factor | None"]
 
 
 def chain_from_rs(r: Sequence[int], s: Sequence[int]) -> Chain:
@@ -63,18 +68,18 @@ def chain_from_rs(r: Sequence[int], s: Sequence[int]) -> Chain:
 
     ``out_features = prod(r)``, ``in_features = prod(s)``; factor k is
     ``[nb_k r_k t_k, nb_k s_k t_k, r_k, s_k, t_k]`` with ``t_k = prod_{j<k} r_j`` and
-    ``nb_k = prod_{j>k} s_j``.
+    ``nb_k = prod_{j>k} s_j``. Only the 1x1 chain may have a factor with ``r = s = 1``.
     """
     r, s = list(r), list(s)
     if not r or len(r) != len(s):
         raise ValueError(f"r and s must be non-empty and of equal length, not {r!r} and {s!r}")
+    pairs = []
     for k, (rk, sk) in enumerate(zip(r, s, strict=True)):
-        for name, v in (("r", rk), ("s", sk)):
-            if not _is_int(v) or v < 1:
-                raise ValueError(f"{name}[{k}] must be a positive integer, not {v!r}")
-        if rk == sk == 1:
+        pair = (_positive_int(f"r[{k}]", rk), _positive_int(f"s[{k}]", sk))
+        if pair == (1, 1) and len(r) > 1:
             raise ValueError(f"factor {k} must not have r = s = 1 (a useless diagonal)")
-    return _chain(list(zip((int(v) for v in r), (int(v) for v in s), strict=True)))
+        pairs.append(pair)
+    return _chain(pairs)
 
 
 def search_chains(
@@ -93,14 +98,15 @@ def search_chains(
     Intermediate widths lie in ``[min_width, max_width]``: ``min_width`` defaults to
     ``min(in, out)``; ``max_width`` defaults to ``max(in, out)`` for monotonic chains (a larger
     value does not widen them) and to ``4 * max(in, out)`` otherwise. Chains have 1 to
-    ``max_factors`` factors, each appears once, in a fixed (depth-first) order.
+    ``max_factors`` factors; each appears once, in a fixed depth-first order, larger first
+    factors first.
 
     Branch and bound: a branch is cut as soon as its parameters plus the exact cheapest way to
-    finish it exceed the budget, so the work grows with the number of chains yielded.
+    finish it exceed the budget, so the work grows with the number of chains yielded (about a
+    microsecond each), which grows quickly with the size and the budget.
     """
     space = _Space.checked(out_features, in_features, shape, max_factors, min_width, max_width)
-    _check_positive_int("max_params", max_params)
-    return space.chains(max_params)
+    return space.chains(_positive_int("max_params", max_params))
 
 
 def min_chain_params(
@@ -136,15 +142,11 @@ def default_score(chain: Chain, budget: int) -> float:
 
     ``params / budget - FACTOR_WEIGHT * (factors - 1) - IMBALANCE_WEIGHT * (imbalance - 1)``
     with ``imbalance = hardware_cost(chain) / chain.params``: use the budget (more parameters fit
-    better), but one extra factor is worth giving up 2% of the budget and one unit of imbalance
-    (the largest factor doing its share plus the mean) 5%.
+    better), but one extra factor is worth 2% of the budget and one unit of imbalance (the
+    largest factor doing the mean's work once more) 5%.
     """
-    imbalance = hardware_cost(chain) / chain.params
-    return (
-        chain.params / budget
-        - FACTOR_WEIGHT * (len(chain) - 1)
-        - IMBALANCE_WEIGHT * (imbalance - 1)
-    )
+    peak = max(f.params for f in chain.factors)
+    return _score(chain.params, len(chain), peak, budget)
 
 
 def suggest_chain(
@@ -159,12 +161,17 @@ def suggest_chain(
     max_width: int | None = None,
     key: Callable[[Chain], float] | None = None,
 ) -> Chain:
-    """The best chain for ``out x in`` within a parameter budget.
+    """The best chain for ``out x in`` within a parameter budget, among those of
+    :func:`search_chains` with the same limits.
 
     Give exactly one of ``max_params`` or ``compression``, the fraction of the dense layer's
-    ``out * in`` parameters removed (0.85 leaves at most ``floor(0.15 * out * in)``). Among the
-    chains of :func:`search_chains` the one with the highest ``key(chain)`` wins (the first found
-    on ties); ``key`` defaults to :func:`default_score` with this budget.
+    ``out * in`` parameters removed (0.85 leaves at most ``floor(0.15 * out * in)``).
+
+    By default the chain with the highest :func:`default_score` wins; it depends only on a
+    chain's parameters, factor count and largest factor, so it is found by dynamic programming
+    over those, in about a second even for 512x4608 (ties are broken deterministically). A
+    ``key`` (higher is better, the first chain found wins ties) is applied to every chain of the
+    budget instead, which for a large layer and budget can be millions: lower ``max_factors``.
 
     Raises :class:`ChainSearchError` naming the smallest budget that works when none fits.
     """
@@ -174,29 +181,28 @@ def suggest_chain(
             "exactly one of max_params and compression must be given, "
             f"not max_params={max_params!r} and compression={compression!r}"
         )
-    dense = out_features * in_features
+    dense = space.out * space.inp
     if max_params is not None:
-        _check_positive_int("max_params", max_params)
-        budget = max_params
+        budget = _positive_int("max_params", max_params)
     else:
         if (
-            not isinstance(compression, (int, float))
+            not isinstance(compression, numbers.Real)
             or isinstance(compression, bool)
             or not 0 <= compression < 1
         ):
             raise ValueError(f"compression must be a number in [0, 1), not {compression!r}")
-        # round first so that 0.85 of 51,200 is 7,680 despite binary floating point
-        budget = math.floor(round((1 - compression) * dense, 6))
+        # round first so that 0.85 of 51,200 leaves 7,680 despite binary floating point
+        budget = math.floor(round((1 - float(compression)) * dense, 6))
     smallest = space.minimum()
     if smallest > budget:
         highest = math.floor((1 - smallest / dense) * 10_000) / 10_000
         raise ChainSearchError(
-            f"no {space.noun} for {out_features}x{in_features} within {budget} params; "
+            f"no {space.noun} for {space.out}x{space.inp} within {budget} params; "
             f"the smallest needs {smallest} "
             f"(use max_params >= {smallest} or compression <= {highest:.4f})"
         )
     if key is None:
-        return _best_by_default_score(space, budget)
+        return space.best(budget)
     return max(space.chains(budget), key=key)
 
 
@@ -208,22 +214,28 @@ def butterfly_chain(out_features: int, in_features: int) -> Chain:
     placed first or last, whichever needs fewer parameters (first on a tie). For
     ``out = in = 2^n`` it is ``n`` factors ``[2^n, 2^n, 2, 2, 2^k]``, ``k = 0 .. n-1``.
     """
-    _check_positive_int("out_features", out_features)
-    _check_positive_int("in_features", in_features)
-    k = min(_twos(out_features), _twos(in_features))
+    out = _positive_int("out_features", out_features)
+    inp = _positive_int("in_features", in_features)
+    k = min(_twos(out), _twos(inp))
     pairs = [(2, 2)] * k
-    rest = (out_features >> k, in_features >> k)
+    rest = (out >> k, inp >> k)
     if rest == (1, 1):
-        return _chain(pairs)
+        return _chain(pairs or [rest])
     first, last = _chain([rest, *pairs]), _chain([*pairs, rest])
     return first if first.params <= last.params else last
+
+
+def _score(params: int, factors: int, peak: int, budget: int) -> float:
+    imbalance = factors * peak / params
+    return params / budget - FACTOR_WEIGHT * (factors - 1) - IMBALANCE_WEIGHT * (imbalance - 1)
 
 
 class _Space:
     """The density-rule chains of one size under shape, width and length limits.
 
     A state ``(R, B)`` after some factors holds ``R = prod r`` so far and ``B = prod s`` still to
-    come; the width there is ``R * B`` and the next factor ``(r, s)`` costs ``R * r * B``.
+    come; the width there is ``R * B`` and the next factor ``(r, s)`` costs ``R * r * B``. The
+    start is ``(1, in)``, the end ``(out, 1)``; every step raises R or lowers B.
     """
 
     def __init__(self, out: int, inp: int, shape: str, max_factors: int, lo: int, hi: int) -> None:
@@ -234,77 +246,79 @@ class _Space:
         out_divs, in_divs = _divisors(out), _divisors(inp)
         self._out_divs = {a: [d for d in out_divs if a % d == 0] for a in out_divs}
         self._in_divs = {b: [d for d in in_divs if b % d == 0] for b in in_divs}
-        self._steps: dict[tuple[int, int], list[tuple[Factor, int, int, bool]]] = {}
+        self._steps: dict[tuple[int, int], list[_Step]] = {}
         self._rest: dict[tuple[int, int, int, bool], float] = {}
 
     @classmethod
     def checked(
         cls,
-        out: int,
-        inp: int,
+        out_features: object,
+        in_features: object,
         shape: object,
-        max_factors: int,
-        min_width: int | None,
-        max_width: int | None,
+        max_factors: object,
+        min_width: object,
+        max_width: object,
     ) -> _Space:
-        _check_positive_int("out_features", out)
-        _check_positive_int("in_features", inp)
+        out = _positive_int("out_features", out_features)
+        inp = _positive_int("in_features", in_features)
         if isinstance(shape, ChainShape):
             shape = shape.value
         if shape not in _SHAPES:
             raise ValueError(f"shape must be 'monotonic', 'bulging' or 'any', not {shape!r}")
-        _check_positive_int("max_factors", max_factors)
-        if min_width is not None:
-            _check_positive_int("min_width", min_width)
-        if max_width is not None:
-            _check_positive_int("max_width", max_width)
+        count = _positive_int("max_factors", max_factors)
         limit = max(out, inp)
-        lo = min(out, inp) if min_width is None else min_width
-        hi = BULGE_FACTOR * limit if max_width is None else max_width
+        lo = min(out, inp) if min_width is None else _positive_int("min_width", min_width)
+        hi = BULGE_FACTOR * limit if max_width is None else _positive_int("max_width", max_width)
         if shape == "monotonic":
             hi = min(hi, limit)
-        return cls(out, inp, str(shape), max_factors, lo, hi)
+        return cls(out, inp, str(shape), count, lo, hi)
 
-    def steps(self, big_r: int, big_b: int) -> list[tuple[Factor, int, int, bool]]:
-        """``(factor, R', B', bulges)`` for every factor allowed from state ``(R, B)``."""
+    def start(self) -> tuple[int, int, int, bool]:
+        """The search's first state, factors left and whether a bulge is due."""
+        return 1, self.inp, self.max_factors, self.shape == "bulging"
+
+    def done(self, big_r: int, big_b: int) -> bool:
+        return big_r == self.out and big_b == 1
+
+    def steps(self, big_r: int, big_b: int) -> list[_Step]:
+        """Every factor allowed from state ``(R, B)``, larger factors first."""
         found = self._steps.get((big_r, big_b))
         if found is None:
             found = []
             for r in self._out_divs[self.out // big_r]:
                 for s in self._in_divs[big_b]:
-                    if r == s == 1:
+                    if r == s == 1 and (self.out, self.inp) != (1, 1):
                         continue
                     nr, nb = big_r * r, big_b // s
                     width = nr * nb
-                    final = nr == self.out and nb == 1
-                    if not final and not self.lo <= width <= self.hi:
+                    if not self.done(nr, nb) and not self.lo <= width <= self.hi:
                         continue
                     # t = R and nb = B' make p = R' * B' and q = R * B
                     factor = Factor(width, big_r * big_b, r, s, big_r)
                     found.append((factor, nr, nb, width > self.limit))
-            found.sort(key=lambda step: -step[0].params)  # larger factors first
+            found.sort(key=lambda step: -step[0].params)
             self._steps[big_r, big_b] = found
         return found
 
     def rest(self, big_r: int, big_b: int, left: int, need_bulge: bool) -> float:
         """Fewest parameters to finish from state ``(R, B)`` in at most ``left`` factors
         (``inf`` when impossible); ``need_bulge``: a width above ``max(in, out)`` is still due."""
-        if big_r == self.out and big_b == 1:
-            return math.inf if need_bulge else 0
-        if left == 0:
-            return math.inf
         memo = (big_r, big_b, left, need_bulge)
         best = self._rest.get(memo)
         if best is None:
             best = math.inf
-            for factor, nr, nb, bulges in self.steps(big_r, big_b):
-                after = self.rest(nr, nb, left - 1, need_bulge and not bulges)
-                best = min(best, factor.params + after)
+            # the 1x1 start is also the end, but its chain needs its one factor
+            if self.done(big_r, big_b) and left < self.max_factors:
+                best = math.inf if need_bulge else 0
+            elif left > 0:
+                for factor, nr, nb, bulges in self.steps(big_r, big_b):
+                    after = self.rest(nr, nb, left - 1, need_bulge and not bulges)
+                    best = min(best, factor.params + after)
             self._rest[memo] = best
         return best
 
     def minimum(self) -> int:
-        best = self.rest(1, self.inp, self.max_factors, self.shape == "bulging")
+        best = self.rest(*self.start())
         if best == math.inf:
             raise ChainSearchError(
                 f"no {self.noun} for {self.out}x{self.inp} has at most {self.max_factors} factors "
@@ -313,64 +327,66 @@ class _Space:
             )
         return int(best)
 
-    def chains(self, budget: int, viable: _Viable | None = None) -> Iterator[Chain]:
-        """Depth-first walk (an explicit stack of step iterators), larger factors first, that
-        cuts a branch when its parameters plus the cheapest way to finish exceed ``budget`` or
-        when ``viable(factors, params, largest factor, cheapest finish, factors left)`` says no.
-        """
-        need = self.shape == "bulging"
-        if self.rest(1, self.inp, self.max_factors, need) > budget:
+    def chains(self, budget: int) -> Iterator[Chain]:
+        """Depth-first walk (an explicit stack of step iterators) that cuts a branch when its
+        parameters plus the cheapest way to finish it exceed ``budget``."""
+        big_r, big_b, left, need = self.start()
+        if self.rest(big_r, big_b, left, need) > budget:
             return
         path: list[Factor] = []
-        stack = [(iter(self.steps(1, self.inp)), self.max_factors - 1, need, 0, 0)]
+        stack = [(iter(self.steps(big_r, big_b)), left - 1, need, 0)]
         while stack:
-            steps, left, need, spent, peak = stack[-1]
+            steps, left, need, spent = stack[-1]
             for factor, nr, nb, bulges in steps:
                 total = spent + factor.params
                 still = need and not bulges
-                lo = self.rest(nr, nb, left, still)
-                if total + lo > budget:
+                if total + self.rest(nr, nb, left, still) > budget:
                     continue
-                if nr == self.out and nb == 1:
+                if self.done(nr, nb):
                     yield Chain((*path, factor))
                     continue
-                top = max(peak, factor.params)
-                if viable is not None and not viable(len(path) + 1, total, top, int(lo), left):
-                    continue
                 path.append(factor)
-                stack.append((iter(self.steps(nr, nb)), left - 1, still, total, top))
+                stack.append((iter(self.steps(nr, nb)), left - 1, still, total))
                 break
             else:
                 stack.pop()
                 if path:
                     path.pop()
 
+    def best(self, budget: int) -> Chain:
+        """The chain within ``budget`` with the highest :func:`default_score`.
 
-def _best_by_default_score(space: _Space, budget: int) -> Chain:
-    """The chain of ``space`` within ``budget`` with the highest :func:`default_score` (first
-    found on ties), by branch and bound on an upper bound of the score.
-
-    A partial chain of ``n`` factors, largest ``peak``, finished by ``j`` more factors costing at
-    least ``lo`` ends with ``n + j`` factors, a largest factor of at least ``max(peak, lo / j)``
-    and at most ``budget`` parameters: its fill is at most 1 and its imbalance at least
-    ``(n + j) * max(peak, lo / j) / budget`` (and at least 1).
-    """
-    incumbent, winner = -math.inf, None
-
-    def viable(n: int, spent: int, peak: int, lo: int, left: int) -> bool:
-        for j in range(1, left + 1):
-            imbalance = max(1.0, (n + j) * max(peak, lo / j) / budget)
-            bound = 1 - FACTOR_WEIGHT * (n + j - 1) - IMBALANCE_WEIGHT * (imbalance - 1)
-            if bound >= incumbent - 1e-9:  # slack for rounding: never cut a true tie or better
-                return True
-        return False
-
-    for chain in space.chains(budget, viable):
-        score = default_score(chain, budget)
-        if score > incumbent:
-            incumbent, winner = score, chain
-    assert winner is not None, "suggest_chain checked the budget against the minimum"
-    return winner
+        The score depends only on (parameters, factors, largest factor), so a forward pass over
+        the states keeps, per state and (parameters so far, factors so far), the smallest
+        largest factor and one way to reach it. States are visited in an order every step
+        follows: R rising, then B falling. The caller has checked that a chain fits.
+        """
+        if (self.out, self.inp) == (1, 1):
+            return _chain([(1, 1)])
+        big_r, big_b, _, need = self.start()
+        table: dict[_State, dict[_Sum, _Entry]] = {(big_r, big_b, need): {(0, 0): (0, None, None)}}
+        states = [(a, b, n) for a in self._out_divs for b in self._in_divs for n in (False, True)]
+        for state in sorted(states, key=lambda st: (st[0], -st[1], st[2])):
+            big_r, big_b, need = state
+            for (spent, count), (peak, _, _) in table.get(state, {}).items():
+                left = self.max_factors - count - 1
+                for factor, nr, nb, bulges in self.steps(big_r, big_b):
+                    total, still = spent + factor.params, need and not bulges
+                    if total + self.rest(nr, nb, left, still) > budget:
+                        continue
+                    after = table.setdefault((nr, nb, still), {})
+                    top = max(peak, factor.params)
+                    known = after.get((total, count + 1))
+                    if known is None or top < known[0]:
+                        after[total, count + 1] = (top, (state, (spent, count)), factor)
+        ends = table[self.out, 1, False]
+        entry = max(ends.items(), key=lambda e: _score(*e[0], e[1][0], budget))[1]
+        factors = []
+        while entry[1] is not None:
+            _, (state, key), factor = entry
+            factors.append(factor)
+            entry = table[state][key]
+        return Chain(tuple(reversed(factors)))
 
 
 def _chain(pairs: Sequence[tuple[int, int]]) -> Chain:
@@ -395,10 +411,8 @@ def _twos(n: int) -> int:
     return (n & -n).bit_length() - 1
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if not _is_int(value) or value < 1:  # type: ignore[operator]
+def _positive_int(name: str, value: object) -> int:
+    """``value`` as an ``int`` when it is a positive integer (numpy's included)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)

@@ -338,7 +338,7 @@ def test_constructor_errors(changes, message):
     assert str(info.value) == message
 
 
-@pytest.mark.parametrize(("multipliers", "model"), [(4, (5, 9, 4)), (18, (1, 5, 18))])
+@pytest.mark.parametrize(("multipliers", "model"), [(4, (5, 10, 4)), (18, (1, 6, 18))])
 def test_analytic_model(multipliers, model):
     dut = FactorStage(**_kwargs(multipliers=multipliers))
     assert (dut.ii, dut.latency, dut.multipliers) == model
