@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from boards.registry import ALIASES, BOARDS, get_board
 from compiler import __version__
+from compiler.build import build_core, hardware_section
 from compiler.datasets import load_npz, load_split
-from compiler.errors import CompilerError
+from compiler.errors import CompilerError, OptionError
 from compiler.flow import quantize_model
 from compiler.manifest import write_manifest
 from compiler.modelfile import LoadedModel, load_model
@@ -57,6 +59,30 @@ def add_quant_options(parser: argparse.ArgumentParser) -> None:
         default=8,
         metavar="N",
         help="width of every weight, 2..16 (default 8)",
+    )
+
+
+def add_hardware_options(parser: argparse.ArgumentParser) -> None:
+    """Options of every command that lowers to hardware."""
+    parser.add_argument(
+        "--board",
+        default="ulx3s",
+        metavar="B",
+        help="target board (default ulx3s, which is the ULX3S-85F): "
+        + ", ".join([*BOARDS, *ALIASES]),
+    )
+    parser.add_argument(
+        "--dsp-budget",
+        type=int,
+        metavar="N",
+        help="multipliers the core may use (default: all of the board's DSPs); the compiler "
+        "takes the fastest II that fits",
+    )
+    parser.add_argument(
+        "--target-ii",
+        type=int,
+        metavar="N",
+        help="cycles per inference to aim for instead (uses the fewest multipliers for it)",
     )
 
 
@@ -240,6 +266,64 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    board = get_board(args.board)
+    out_dir = args.out or default_out_dir(args.model, board.name)
+    check_bits("--act-bits", args.act_bits)
+    check_bits("--weight-bits", args.weight_bits)
+    if not args.no_synth:
+        raise OptionError(
+            "synthesis to a bitstream is not available in this version; run with --no-synth "
+            "to get the verified core's Verilog, manifest and report"
+        )
+    print(f"building {args.model} for {board.name} ({board.description}) into {out_dir}/")
+    result = build_core(
+        args.model,
+        board=board,
+        out_dir=out_dir,
+        act_bits=args.act_bits,
+        weight_bits=args.weight_bits,
+        dsp_budget=args.dsp_budget,
+        target_ii=args.target_ii,
+        calib=args.calib,
+        trust_pickle=args.trust_pickle,
+        progress=lambda line: print(f"  {line}"),
+    )
+    q, lowered = result.quantized, result.lowered
+    hardware = hardware_section(lowered)
+    est = hardware["estimate"]
+    print()
+    print(
+        f"  accuracy: float {_percent(q.float_accuracy)}, fixed {_percent(q.fixed_accuracy)}, "
+        f"agreement {q.agreement:.2%}"
+    )
+    print(
+        f"  core: II {lowered.ii} cycles, latency {lowered.latency} cycles, "
+        f"{lowered.network.multipliers} multipliers of {board.dsp} DSPs, multiplier efficiency "
+        f"{lowered.multiplier_efficiency:.3f}"
+    )
+    print(
+        f"  estimate: {est['dsp']} DSP, {est['lut']:,} LUT4 of {board.lut:,}, "
+        f"{est['ff']:,} FF, {est['ebr']} EBR"
+    )
+    rows = [["stage", "factor", "MACs", "mult", "II", "latency"]]
+    for st in hardware["stages"]:
+        rows.append(
+            [
+                st["name"],
+                str(st["factor"]).replace(" ", ""),
+                str(st["macs"]),
+                str(st["multipliers"]),
+                str(st["ii_cycles"]),
+                str(st["latency_cycles"]),
+            ]
+        )
+    for line in _format_table(rows, right={2, 3, 4, 5}):
+        print(f"    {line}")
+    print(f"  wrote {result.verilog}, {out_dir / 'manifest.json'}, {out_dir / 'report.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m compiler",
@@ -272,6 +356,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_quant_options(quantize)
     add_output_options(quantize)
     quantize.set_defaults(run=cmd_quantize)
+
+    build = commands.add_parser(
+        "build",
+        help="quantise and lower to the network core; emit Verilog, manifest and report",
+        description="Quantise the model, fold it onto the board's multiplier budget (the fastest "
+        "II that fits, or --target-ii), generate the streaming core in Amaranth and write "
+        "DIR/core.v, DIR/manifest.json (formats, weights, stream interface) and DIR/report.json "
+        "up to the 'hardware' section.",
+    )
+    add_model_options(build)
+    add_quant_options(build)
+    add_hardware_options(build)
+    build.add_argument(
+        "--no-synth",
+        action="store_true",
+        help="stop after the core's Verilog (required in this version)",
+    )
+    add_output_options(build)
+    build.set_defaults(run=cmd_build)
     return parser
 
 

@@ -208,6 +208,48 @@ class FactorStage(wiring.Component):
             runs.append(mine)
         return runs
 
+    def resources(self) -> dict[str, int]:
+        """Analytical cost on an ECP5: ``dsp`` (MULT18X18D), ``ff``, ``lut`` (LUT4s, a carry
+        cell counting as two) and ``ebr`` (none: weights are constant tables in fabric).
+
+        Registers are counted one by one. LUTs: per multiplier an n-input operand mux (about
+        n/2 LUT4s per bit), a weight table over the steps (a LUT4 per bit per 16 steps), the
+        accumulator (adder and load mux) and a requantiser; per straddling output an adder and
+        a requantiser; the output queue in LUT RAM (DPR16X4: 4 bits by 16 entries, 2 LUT4s
+        worth of cells) when deeper than one vector.
+        """
+        ii, mults = self.ii, self._multipliers
+        w_in, w_w = self._in_format.width, self._weight_format.width
+        w_out, w_acc = self._out_format.width, self._acc_width
+        product = (Signal(_shape(self._in_format)) * Signal(signed(w_w))).shape().width
+        runs = self.runs()
+        outputs: dict[int, int] = {}
+        for mine in runs:
+            for row, _, _ in mine:
+                outputs[row] = outputs.get(row, 0) + 1
+        straddles = sum(n for n in outputs.values() if n > 1)
+        step_bits = (ii - 1).bit_length()
+        depth_bits = self.queue_depth.bit_length()
+        ff = (
+            self._factor.q * w_in  # input buffer
+            + mults * (w_in + (w_w if ii > 1 else 0) + product + w_acc)
+            + sum(1 for n in outputs.values() if n == 1) * w_out  # output registers
+            + straddles * w_acc  # partial sums
+            + 4 * step_bits
+            + 6
+            + depth_bits
+            + 2 * depth_bits  # control and queue pointers
+        )
+        lut = 0
+        for mu in range(mults):
+            sources = {self._cols[mu * ii + j] for j in range(ii) if mu * ii + j < len(self._cols)}
+            lut += w_in * (len(sources) // 2) + (w_w * -(-ii // 16) if ii > 1 else 0)
+            lut += 2 * w_acc + w_out
+        lut += straddles * (w_acc + w_out)
+        words = self._factor.p * w_out
+        lut += 2 * -(-words // 4) * -(-self.queue_depth // 16)
+        return {"dsp": mults, "ff": ff, "lut": lut, "ebr": 0}
+
     def _requantize(self, m: Module, value, name: str):
         """Shift, ReLU and saturation of an accumulator value (combinational)."""
         lo = 0 if self._relu else self._out_format.min_int  # min_int <= 0

@@ -124,3 +124,67 @@ def test_quantize_rejects_bad_bits(tiny_model, tmp_path, capsys):
 def test_quantize_needs_data_for_a_model_without_dataset(tiny_model, tmp_path, capsys):
     assert main(["quantize", str(tiny_model), "--out", str(tmp_path / "q")]) == 2
     assert "names no built-in data set; pass --calib F.npz" in capsys.readouterr().err
+
+
+def test_build_no_synth_writes_core_manifest_and_report(tiny_model, tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "cal.npz", X=rng.standard_normal((40, 8)), y=rng.integers(0, 3, 40))
+    out = tmp_path / "b"
+    args = ["build", str(tiny_model), "--calib", str(tmp_path / "cal.npz"), "--out", str(out)]
+    assert main([*args, "--no-synth", "--board", "ulx3s-12f", "--dsp-budget", "5"]) == 0
+    text = capsys.readouterr().out
+    assert "[verilog] done in" in text
+    report = json.loads((out / "report.json").read_text())
+    hardware = report["hardware"]
+    stages = hardware["stages"]
+    assert [s["name"] for s in stages] == ["fc1.f0", "fc1.f1", "fc2.f0"]
+    assert sum(s["multipliers"] for s in stages) == hardware["multipliers"] <= 5
+    macs = [16 * 2, 16 * 4, 3 * 16]  # p*s of each factor
+    assert [s["macs"] for s in stages] == macs
+    assert hardware["ii_cycles"] == max(-(-a // s["multipliers"]) for a, s in zip(macs, stages))
+    assert report["throughput"]["multiplier_efficiency"] == pytest.approx(
+        sum(macs) / (hardware["ii_cycles"] * hardware["multipliers"])
+    )
+    assert report["synth"] is None and report["artifacts"]["bitstream"] is None
+    verilog = (out / "core.v").read_text()
+    assert "module debut_core" in verilog
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["interface"]["input"]["elements"] == 8
+    assert manifest["interface"]["ii_cycles"] == hardware["ii_cycles"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "synthesis to a bitstream is not available in this version; run with --no-synth"),
+        (["--no-synth", "--board", "de10"], "--board must be one of ulx3s-12f, ulx3s-25f"),
+        (
+            ["--no-synth", "--board", "icebreaker", "--dsp-budget", "9"],
+            "--dsp-budget 9 exceeds the 8 DSPs of icebreaker",
+        ),
+        (
+            ["--no-synth", "--dsp-budget", "2"],
+            "the design has 3 pipeline stages and needs at least one multiplier each",
+        ),
+    ],
+)
+def test_build_errors(tiny_model, tmp_path, capsys, extra, message):
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "cal.npz", X=rng.standard_normal((40, 8)))
+    out = tmp_path / "b"
+    assert (
+        main(
+            [
+                "build",
+                str(tiny_model),
+                "--calib",
+                str(tmp_path / "cal.npz"),
+                "--out",
+                str(out),
+                *extra,
+            ]
+        )
+        == 2
+    )
+    assert message in capsys.readouterr().err
+    assert not out.exists()

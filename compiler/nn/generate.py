@@ -60,7 +60,7 @@ _Step = tuple[Factor, int, int, bool]
 # (parameters, factors) and its entry (largest factor, previous state and sum, last factor).
 _State = tuple[int, int, bool]
 _Sum = tuple[int, int]
-_Entry = tuple[int, "tuple[_State, _Sum] | None", "Factor | None"]
+_Entry = tuple[int, tuple[_State, _Sum] | None, Factor | None]
 
 
 def chain_from_rs(r: Sequence[int], s: Sequence[int]) -> Chain:
@@ -146,7 +146,7 @@ def default_score(chain: Chain, budget: int) -> float:
     largest factor doing the mean's work once more) 5%.
     """
     peak = max(f.params for f in chain.factors)
-    return _score(chain.params, len(chain), peak, budget)
+    return _score(chain.params, len(chain), peak, _positive_int("budget", budget))
 
 
 def suggest_chain(
@@ -240,7 +240,10 @@ class _Space:
 
     def __init__(self, out: int, inp: int, shape: str, max_factors: int, lo: int, hi: int) -> None:
         self.out, self.inp = out, inp
-        self.shape, self.max_factors, self.lo, self.hi = shape, max_factors, lo, hi
+        self.shape, self.lo, self.hi = shape, lo, hi
+        self.asked_factors = max_factors
+        # every factor but the 1x1 one takes at least one prime factor of out or in
+        self.max_factors = min(max_factors, max(1, _primes(out) + _primes(inp)))
         self.limit = max(out, inp)
         self.noun = "chain" if shape == "any" else f"{shape} chain"
         out_divs, in_divs = _divisors(out), _divisors(inp)
@@ -321,8 +324,8 @@ class _Space:
         best = self.rest(*self.start())
         if best == math.inf:
             raise ChainSearchError(
-                f"no {self.noun} for {self.out}x{self.inp} has at most {self.max_factors} factors "
-                f"and intermediate widths in [{self.lo}, {self.hi}] "
+                f"no {self.noun} for {self.out}x{self.inp} has at most {self.asked_factors} "
+                f"factors and intermediate widths in [{self.lo}, {self.hi}] "
                 "(allow more factors or a wider range of widths)"
             )
         return int(best)
@@ -404,6 +407,17 @@ def _chain(pairs: Sequence[tuple[int, int]]) -> Chain:
 def _divisors(n: int) -> list[int]:
     small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
     return sorted({*small, *(n // d for d in small)})
+
+
+def _primes(n: int) -> int:
+    """Number of prime factors of ``n``, counted with multiplicity."""
+    count, p = 0, 2
+    while p * p <= n:
+        while n % p == 0:
+            n //= p
+            count += 1
+        p += 1
+    return count + (n > 1)
 
 
 def _twos(n: int) -> int:

@@ -133,3 +133,13 @@ def test_shipped_debut_model_at_the_ulx3s_25f_budget():
     x_int = quantize_input(q.graph, q.data.test[:8])
     got, _, _ = simulate(lowered, x_int, idle=0.2, stall=0.2)
     np.testing.assert_array_equal(got, q.test_run.output[:8])
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("name", ["debut", "dense"])
+def test_shipped_models_at_the_ulx3s_85f_budget(name):
+    q = quantize_model(EXAMPLES / f"digits_{name}.pt")
+    lowered = lower(q.graph, budget=156)
+    x_int = quantize_input(q.graph, q.data.test[:6])
+    got, _, _ = simulate(lowered, x_int, idle=0.2, stall=0.2)
+    np.testing.assert_array_equal(got, q.test_run.output[:6])

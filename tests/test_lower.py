@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import pytest
+
+from compiler.flow import quantize_model
+from compiler.lower import lower
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def quantized():
+    return {name: quantize_model(EXAMPLES / f"digits_{name}.pt") for name in ("debut", "dense")}
+
+
+@pytest.mark.parametrize(
+    ("name", "budget", "target"),
+    [("debut", 156, 0.9), ("debut", 28, 0.85), ("dense", 156, 0.9), ("dense", 28, 0.9)],
+)
+def test_efficiency_targets_at_the_fastest_ii_that_fits(quantized, name, budget, target):
+    lowered = lower(quantized[name].graph, budget=budget)
+    net = lowered.network
+    assert net.multipliers <= budget
+    macs = sum(p.macs for p in lowered.plans)
+    assert lowered.multiplier_efficiency == pytest.approx(macs / (net.ii * net.multipliers))
+    assert lowered.multiplier_efficiency >= target
+    # the budget is used: the next faster II would need more multipliers than it has
+    faster = [-(-p.macs // (net.ii - 1)) for p in lowered.plans]
+    assert sum(faster) > budget
+    # the interface never limits throughput
+    assert net.deserializer.beats <= net.ii and net.serializer.beats <= net.ii
+
+
+def test_one_stage_per_factor_with_the_model_weights(quantized):
+    q = quantized["debut"]
+    lowered = lower(q.graph, budget=156)
+    factors = [f for op in q.graph.layers for f in op.chain.factors]
+    assert [s.factor for s in lowered.network.stages] == factors
+    assert [p.name for p in lowered.plans] == [
+        "fc1.f0",
+        "fc1.f1",
+        "fc2.f0",
+        "fc2.f1",
+        "fc2.f2",
+        "fc3.f0",
+    ]
