@@ -141,7 +141,8 @@ def test_build_no_synth_writes_core_manifest_and_report(tiny_model, tmp_path, ca
     assert sum(s["multipliers"] for s in stages) == hardware["multipliers"] <= 5
     macs = [16 * 2, 16 * 4, 3 * 16]  # p*s of each factor
     assert [s["macs"] for s in stages] == macs
-    assert hardware["ii_cycles"] == max(-(-a // s["multipliers"]) for a, s in zip(macs, stages))
+    stage_ii = [-(-a // s["multipliers"]) for a, s in zip(macs, stages, strict=True)]
+    assert hardware["ii_cycles"] == max(stage_ii)
     assert report["throughput"]["multiplier_efficiency"] == pytest.approx(
         sum(macs) / (hardware["ii_cycles"] * hardware["multipliers"])
     )

