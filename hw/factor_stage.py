@@ -17,8 +17,8 @@ Pipeline (cycle 0 = input transfer, no stalls):
   last issue cycle, so vectors stream at one per II cycles;
 - +1: product registers; +2: accumulators; +3: a finished run is requantised into its output
   register (or kept as a partial sum); +4: the vector (partial sums added and requantised) is
-  written into the output queue, a small first-word-fall-through FIFO, which presents it one
-  cycle later.
+  written into the output queue, a small ring of registers, which presents it one cycle
+  later.
 
 So ``latency = II + 5``. Backpressure never stalls the pipeline: a vector is only accepted when
 the output queue is sure to have room for it (a credit counter of vectors accepted and not yet
@@ -30,9 +30,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from compiler.fixed import Fixed, bits_for_range
@@ -274,7 +273,6 @@ class FactorStage(wiring.Component):
         acc_shape = signed(self._acc_width)
         out_shape = _shape(self._out_format)
 
-        m.submodules.queue = queue = SyncFIFO(width=f.p * out_shape.width, depth=self.queue_depth)
 
         # ---- input buffer and issue control -------------------------------------------------
         x_buf = Signal(data.ArrayLayout(in_shape, f.q))
@@ -381,13 +379,24 @@ class FactorStage(wiring.Component):
             m.d.comb += total.eq(sum(parts[1:], parts[0]))
             ys[row] = self._requantize(m, total, f"y{row}")
 
-        # ---- into the output queue ------------------------------------------------------------
+        # ---- into the output queue: a ring of registers (no memory, so no LUT RAM) ------------
         done = Signal()
         m.d.sync += done.eq(valid[3] & (steps[3] == ii - 1))
-        m.d.comb += [queue.w_data.eq(Cat(*ys)), queue.w_en.eq(done)]
+        depth = self.queue_depth
+        slots = [Signal(f.p * out_shape.width, name=f"slot{n}") for n in range(depth)]
+        w_ptr, r_ptr = Signal(range(depth)), Signal(range(depth))
+        count = Signal(range(depth + 1))
+        with m.If(done):
+            with m.Switch(w_ptr):
+                for n in range(depth):
+                    with m.Case(n):
+                        m.d.sync += slots[n].eq(Cat(*ys))
+            m.d.sync += w_ptr.eq(Mux(w_ptr == depth - 1, 0, w_ptr + 1))
+        with m.If(send):
+            m.d.sync += r_ptr.eq(Mux(r_ptr == depth - 1, 0, r_ptr + 1))
+        m.d.sync += count.eq(count + done - send)
         m.d.comb += [
-            self.o.valid.eq(queue.r_rdy),
-            self.o.payload.as_value().eq(queue.r_data),
-            queue.r_en.eq(self.o.ready),
+            self.o.valid.eq(count != 0),
+            self.o.payload.as_value().eq(Array(slots)[r_ptr]),
         ]
         return m

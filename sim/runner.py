@@ -1,0 +1,251 @@
+"""Simulate a build's emitted Verilog against expected integers with cocotb (Icarus Verilog).
+
+:func:`run_sim` compiles ``BUILD/core.v`` with cocotb's Python runner, runs the testbench in
+:mod:`sim.cocotb_bench` on the given input vectors, and returns what the bench measured. Each
+simulation gets its own directory (default ``BUILD/sim_<simulator>``) holding the compiled design,
+the vectors, the logs, the results JSON and, when asked for, the waveform.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from compiler.errors import CompilerError, OptionError
+from sim.cocotb_bench import (
+    ENV_IDLE,
+    ENV_MANIFEST,
+    ENV_RESULTS,
+    ENV_STALL,
+    ENV_VECTORS,
+    BeatFormat,
+    Mismatch,
+)
+
+__all__ = ["SIMULATORS", "SimResult", "SimulationError", "SimulatorMissingError", "run_sim"]
+
+BENCH_MODULE = "sim.cocotb_bench"
+TIMESCALE = ("1ns", "1ps")
+WAVES_TOP = "debut_waves"
+# simulator name -> executable that must be on PATH, and how to get it
+SIMULATORS = {
+    "icarus": ("iverilog", "apt-get install iverilog (Debian/Ubuntu), or run setup.sh as root"),
+}
+
+
+class SimulatorMissingError(CompilerError):
+    """The requested HDL simulator is not installed."""
+
+
+class SimulationError(CompilerError):
+    """A build cannot be simulated (no core or interface, vectors that do not fit it), or the
+    simulator stopped without results."""
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """What one simulation measured.
+
+    ``mismatches`` counts output elements that differ from the expected integers (every element of
+    a vector that never arrived counts); ``first_mismatches`` holds the first few.
+    ``cycles_per_vector`` is the mean interval between completed output vectors (random idles and
+    backpressure included), ``vectors_per_second`` the simulation's speed in wall time and
+    ``wall_s`` the whole run, compilation included. ``waves`` is the waveform file when one was
+    asked for.
+    """
+
+    simulator: str
+    vectors: int
+    mismatches: int
+    first_mismatches: tuple[Mismatch, ...]
+    cycles_per_vector: float
+    vectors_per_second: float
+    wall_s: float
+    framing_errors: int = 0
+    timed_out: bool = False
+    latency_cycles: int | None = None
+    sim_dir: Path | None = None
+    waves: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.mismatches == 0 and self.framing_errors == 0 and not self.timed_out
+
+    def report_section(self) -> dict:
+        """The ``sim`` section of report.json."""
+        return {
+            "simulator": self.simulator,
+            "vectors": self.vectors,
+            "mismatches": self.mismatches,
+            "cycles_per_vector": self.cycles_per_vector,
+            "framing_errors": self.framing_errors,
+            "timed_out": self.timed_out,
+            "latency_cycles": self.latency_cycles,
+            "vectors_per_second": self.vectors_per_second,
+        }
+
+
+def _check_simulator(simulator: str) -> None:
+    if simulator not in SIMULATORS:
+        raise OptionError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    tool, hint = SIMULATORS[simulator]
+    if shutil.which(tool) is None:
+        raise SimulatorMissingError(f"{tool} ({simulator}) is not installed: {hint}")
+
+
+def _check_vectors(name: str, values: np.ndarray, fmt: BeatFormat, count: int | None) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind not in "iu":
+        raise SimulationError(f"{name} must be integers, not {array.dtype}")
+    if array.ndim != 2 or array.shape[1] != fmt.elements or len(array) == 0:
+        raise SimulationError(f"{name} must have shape (N, {fmt.elements}), not {array.shape}")
+    if count is not None and len(array) != count:
+        raise SimulationError(f"{name} must hold {count} vectors like inputs, not {len(array)}")
+    if array.min() < fmt.min_int or array.max() > fmt.max_int:
+        raise SimulationError(
+            f"{name} must lie in {fmt.min_int}..{fmt.max_int}, not "
+            f"{int(array.min())}..{int(array.max())}"
+        )
+    return array.astype(np.int64)
+
+
+def _interface(build_dir: Path) -> dict:
+    manifest = build_dir / "manifest.json"
+    if not (build_dir / "core.v").is_file() or not manifest.is_file():
+        raise SimulationError(
+            f"{build_dir} holds no core.v and manifest.json; build the core there first"
+        )
+    try:
+        interface = json.loads(manifest.read_text()).get("interface")
+    except (OSError, ValueError) as exc:
+        raise SimulationError(f"cannot read {manifest}: {exc}") from None
+    if not interface:
+        raise SimulationError(f"{manifest} records no core interface; build the core first")
+    return interface
+
+
+def run_sim(
+    build_dir: Path,
+    inputs: np.ndarray,
+    expected: np.ndarray,
+    *,
+    simulator: str = "icarus",
+    seed: int = 0,
+    idle: float = 0.2,
+    stall: float = 0.2,
+    waves: bool = False,
+    sim_dir: Path | None = None,
+) -> SimResult:
+    """Simulate ``build_dir/core.v`` on ``inputs`` (N x input elements, integers in the input
+    format) and compare every output element with ``expected`` (N x output elements).
+
+    ``idle`` is the probability of an idle cycle before each input beat, ``stall`` that of
+    withholding output ready in a cycle; ``seed`` makes both repeatable. The simulation runs in
+    ``sim_dir`` (default ``build_dir/sim_<simulator>``). Raises :class:`SimulatorMissingError`
+    when the simulator is not installed and :class:`SimulationError` when nothing could be
+    simulated; mismatches are reported in the result, not raised.
+    """
+    start = time.perf_counter()
+    build_dir = Path(build_dir).resolve()
+    _check_simulator(simulator)
+    for name, p in (("idle", idle), ("stall", stall)):
+        if not 0.0 <= p < 1.0:
+            raise OptionError(f"{name} must be in [0, 1), not {p!r}")
+    interface = _interface(build_dir)
+    fmt_in = BeatFormat.from_interface(interface["input"])
+    fmt_out = BeatFormat.from_interface(interface["output"])
+    inputs = _check_vectors("inputs", inputs, fmt_in, None)
+    expected = _check_vectors("expected", expected, fmt_out, len(inputs))
+
+    sim_dir = (build_dir / f"sim_{simulator}" if sim_dir is None else Path(sim_dir)).resolve()
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    vectors_path = sim_dir / "vectors.npz"
+    results_path = sim_dir / "results.json"
+    np.savez(vectors_path, inputs=inputs, expected=expected)
+    results_path.unlink(missing_ok=True)
+    top = interface["top"]
+
+    from cocotb_tools.runner import get_runner
+
+    runner = get_runner(simulator)
+    build_log = sim_dir / "build.log"
+    sources = [build_dir / "core.v"]
+    # Amaranth's Verilog relies on Verilog-2005 semantics: a declaration initialiser is an
+    # event at time 0 that evaluates every always @* block once. The runner compiles as
+    # SystemVerilog (-g2012), where it is not, and blocks whose inputs never change stay X.
+    build_args = ["-g2005"]
+    if waves:
+        # the runner's own dump module is SystemVerilog; this one is plain Verilog
+        dump = sim_dir / "waves_dump.v"
+        dump.write_text(
+            f'module {WAVES_TOP};\ninitial begin\n  $dumpfile("{top}.fst");\n'
+            f"  $dumpvars(0, {top});\nend\nendmodule\n"
+        )
+        sources.append(dump)
+        build_args += ["-s", WAVES_TOP]
+    try:
+        runner.build(
+            sources=sources,
+            hdl_toplevel=top,
+            build_dir=sim_dir,
+            always=True,
+            timescale=TIMESCALE,
+            build_args=build_args,
+            log_file=build_log,
+        )
+    except (RuntimeError, SystemExit) as exc:
+        raise SimulationError(
+            f"{simulator} could not compile {build_dir / 'core.v'}; see {build_log}"
+        ) from exc
+
+    sim_log = sim_dir / "sim.log"
+    env = {
+        ENV_MANIFEST: str(build_dir / "manifest.json"),
+        ENV_VECTORS: str(vectors_path),
+        ENV_RESULTS: str(results_path),
+        ENV_IDLE: repr(float(idle)),
+        ENV_STALL: repr(float(stall)),
+    }
+    # the runner takes the process environment over extra_env; ours must win
+    saved = {name: os.environ.pop(name) for name in env if name in os.environ}
+    try:
+        runner.test(
+            test_module=BENCH_MODULE,
+            hdl_toplevel=top,
+            build_dir=sim_dir,
+            test_dir=sim_dir,
+            seed=seed,
+            extra_env=env,
+            waves=waves,
+            timescale=TIMESCALE,
+            log_file=sim_log,
+            results_xml=str(sim_dir / "results.xml"),
+        )
+    except (RuntimeError, SystemExit):
+        pass  # a failing bench still writes its results; their absence is reported below
+    finally:
+        os.environ.update(saved)
+    if not results_path.is_file():
+        raise SimulationError(f"the {simulator} simulation stopped without results; see {sim_log}")
+    results = json.loads(results_path.read_text())
+    waves_path = sim_dir / f"{top}.fst"
+    return SimResult(
+        simulator=simulator,
+        vectors=results["vectors"],
+        mismatches=results["mismatches"],
+        first_mismatches=tuple(Mismatch(**m) for m in results["first_mismatches"]),
+        cycles_per_vector=results["cycles_per_vector"],
+        vectors_per_second=results["vectors_per_second"],
+        wall_s=time.perf_counter() - start,
+        framing_errors=results["framing_errors"],
+        timed_out=results["timed_out"],
+        latency_cycles=results["latency_cycles"],
+        sim_dir=sim_dir,
+        waves=waves_path if waves and waves_path.is_file() else None,
+    )
