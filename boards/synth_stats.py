@@ -156,8 +156,21 @@ def find_yosys() -> str:
     return found
 
 
-def _script(family: str, name: str, verilog_file: str) -> str:
-    synth = f"synth_ecp5 -top {name}" if family == "ecp5" else f"synth_ice40 -dsp -top {name}"
+ECP5_ABC_FALLBACK = (
+    "synth_ecp5 -top {name} -run :map_luts\nabc -lut 4\nclean\n"
+    "synth_ecp5 -top {name} -run map_cells:"
+)
+
+
+def _script(family: str, name: str, verilog_file: str, mapper: str) -> str:
+    if family == "ice40":
+        synth = f"synth_ice40 -dsp -top {name}"
+    elif mapper == "abc":
+        # Yosys 0.70's ABC9 reintegration asserts on some wide-mux designs (seen on a dense
+        # 10x128 factor stage); the classic ABC LUT mapper handles them
+        synth = ECP5_ABC_FALLBACK.format(name=name)
+    else:
+        synth = f"synth_ecp5 -top {name}"
     return f"read_verilog -sv {verilog_file}\n{synth}\nstat\n"
 
 
@@ -167,14 +180,19 @@ def synth_stats(
     family: str = "ecp5",
     name: str = "top",
     workdir: str | Path | None = None,
+    mapper: str = "abc9",
 ) -> SynthStats:
     """Synthesise ``component`` for ``family`` ("ecp5" or "ice40") with YoWASP Yosys and return
     the cell counts of the final ``stat``.
 
     The build happens in ``workdir`` (created if needed), else in a fresh temporary directory that
     is left in place for the log. ``seconds`` times the Yosys run only, not the Verilog conversion.
+    ``mapper`` is "abc9" (Yosys's default LUT mapping) or "abc" (the classic mapper, for ECP5
+    designs that trip an ABC9 assertion in Yosys 0.70).
     Raises :class:`ToolError` when Yosys is missing or fails (with the end of its log).
     """
+    if mapper not in ("abc9", "abc"):
+        raise ValueError(f"mapper must be 'abc9' or 'abc', not {mapper!r}")
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
@@ -188,7 +206,7 @@ def synth_stats(
 
     verilog_file, script_file, log_file = f"{name}.v", "synth.ys", "yosys.log"
     (build / verilog_file).write_text(verilog.convert(component, name=name))
-    (build / script_file).write_text(_script(family, name, verilog_file))
+    (build / script_file).write_text(_script(family, name, verilog_file, mapper))
     log_path = build / log_file
     log_path.unlink(missing_ok=True)
 

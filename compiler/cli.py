@@ -7,6 +7,7 @@ pipeline up to its own stage and rewrites ``report.json`` whole.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -16,14 +17,15 @@ from boards.registry import ALIASES, BOARDS, get_board
 from compiler import __version__
 from compiler.build import build_core, hardware_section
 from compiler.datasets import load_npz, load_split
-from compiler.errors import CompilerError, OptionError
+from compiler.errors import CompilerError, OptionError, SimulationMismatch
+from compiler.execute import quantize_input, run_integer
 from compiler.flow import quantize_model
 from compiler.manifest import write_manifest
 from compiler.modelfile import LoadedModel, load_model
 from compiler.pipeline import check_bits
 from compiler.plots import plot_accuracy_vs_bits
 from compiler.report import write_report
-from compiler.summary import ModelSummary, float_accuracy, summarize
+from compiler.summary import ModelSummary, float_accuracy, predict, summarize
 
 __all__ = ["main"]
 
@@ -324,6 +326,87 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def sim_vectors(quantized, count: int, seed: int) -> np.ndarray:
+    """The test split first, then edge vectors (all max, all min, zero), then random vectors
+    over the whole input format; ``count`` in all."""
+    graph = quantized.graph
+    fmt, n = graph.input_format, graph.in_features
+    test = quantize_input(graph, quantized.data.test)
+    edges = np.array([[fmt.max_int] * n, [fmt.min_int] * n, [0] * n], dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    random = rng.integers(fmt.min_int, fmt.max_int + 1, size=(max(count, 0), n))
+    return np.concatenate([test, edges, random])[:count]
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from sim.runner import run_sim
+
+    board = get_board(args.board)
+    out_dir = args.out or default_out_dir(args.model, board.name)
+    check_bits("--act-bits", args.act_bits)
+    check_bits("--weight-bits", args.weight_bits)
+    if args.vectors < 1:
+        raise OptionError(f"--vectors must be a positive integer, not {args.vectors!r}")
+    print(f"simulating {args.model} for {board.name} in {out_dir}/")
+    result = build_core(
+        args.model,
+        board=board,
+        out_dir=out_dir,
+        act_bits=args.act_bits,
+        weight_bits=args.weight_bits,
+        dsp_budget=args.dsp_budget,
+        target_ii=args.target_ii,
+        calib=args.calib,
+        trust_pickle=args.trust_pickle,
+        progress=lambda line: print(f"  {line}"),
+    )
+    q = result.quantized
+    inputs = sim_vectors(q, args.vectors, args.seed)
+    expected = run_integer(q.graph, inputs).output
+    print(
+        f"  [simulate] {len(inputs)} vectors in {args.simulator} (random input idles and "
+        "output backpressure) ..."
+    )
+    sim = run_sim(
+        out_dir, inputs, expected, simulator=args.simulator, seed=args.seed, waves=args.waves
+    )
+    print(f"  [simulate] done in {sim.wall_s:.1f} s ({sim.vectors_per_second:.1f} vectors/s)")
+    for mm in sim.first_mismatches[:5]:
+        print(
+            f"    mismatch: vector {mm.vector}, element {mm.element}: expected {mm.expected}, "
+            f"got {mm.got}"
+        )
+    n_test = min(len(q.data.test), len(inputs))
+    print(
+        f"  {sim.mismatches} mismatches in {sim.vectors * len(expected[0]):,} output elements; "
+        f"{sim.cycles_per_vector:.1f} cycles per vector (II {result.lowered.ii})"
+    )
+    if sim.passed:
+        # the simulated outputs equal the golden model's, so its predictions are the core's
+        hw_pred = expected[:n_test].argmax(axis=1)
+        float_pred = predict(q.loaded, q.data.test[:n_test]).argmax(axis=1)
+        labels = q.data.test_labels
+        accuracy = None if labels is None else float((hw_pred == labels[:n_test]).mean())
+        print(
+            f"  on the first {n_test} test vectors the core's accuracy is {_percent(accuracy)}, "
+            f"argmax agreement with the float model {(hw_pred == float_pred).mean():.2%}"
+        )
+    if sim.waves:
+        print(f"  waveform: {sim.waves}")
+    report_path = out_dir / "report.json"
+    report = json.loads(report_path.read_text())
+    report["sim"] = sim.report_section()
+    write_report(out_dir, **report)
+    print(f"  wrote {report_path}")
+    if not sim.passed:
+        raise SimulationMismatch(
+            f"the simulated core differs from the golden model: {sim.mismatches} mismatches, "
+            f"{sim.framing_errors} framing errors{', timed out' if sim.timed_out else ''}; "
+            f"logs in {sim.sim_dir}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m compiler",
@@ -375,6 +458,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_output_options(build)
     build.set_defaults(run=cmd_build)
+
+    sim = commands.add_parser(
+        "sim",
+        help="simulate the core's Verilog (cocotb + Icarus) against the golden model",
+        description="Run the same pipeline as 'build --no-synth', then simulate the emitted "
+        "Verilog with cocotb: the test split first, then edge and random vectors, with random "
+        "idle cycles on the input and backpressure on the output; every output element is "
+        "compared exactly with the integer golden model. Writes the 'sim' section of "
+        "DIR/report.json; any mismatch exits non-zero.",
+    )
+    add_model_options(sim)
+    add_quant_options(sim)
+    add_hardware_options(sim)
+    sim.add_argument(
+        "--vectors",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="input vectors to simulate (default 1000)",
+    )
+    sim.add_argument(
+        "--simulator",
+        default="icarus",
+        choices=["icarus"],
+        help="Verilog simulator (default icarus)",
+    )
+    sim.add_argument("--waves", action="store_true", help="write a waveform file (FST)")
+    sim.add_argument("--seed", type=int, default=0, help="seed of stalls and random vectors")
+    add_output_options(sim)
+    sim.set_defaults(run=cmd_sim)
     return parser
 
 

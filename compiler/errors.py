@@ -40,3 +40,7 @@ class IRVerificationError(CompilerError):
 
 class FitError(CompilerError):
     """The design does not fit the multiplier budget, the target II or the board."""
+
+
+class SimulationMismatch(CompilerError):
+    """The simulated hardware differs from the golden model."""

@@ -36,7 +36,7 @@ PREPROCESSING = Preprocessing(scale=1 / 16, offset=0.0)
 WIDTHS = (64, 128, 128, 10)
 # Weight budgets of the DeBut hidden layers: with the dense output layer and the biases, the
 # model keeps under a quarter of the dense model's parameters.
-DEBUT_BUDGETS = {"fc1": 2048, "fc2": 2560}
+DEBUT_BUDGETS = {"fc1": 1536, "fc2": 3072}
 
 
 def mlp(hidden: dict[str, nn.Module] | None = None) -> nn.Sequential:

@@ -52,7 +52,7 @@ __all__ = [
     "Mismatch",
     "Scoreboard",
     "VectorAssembler",
-    "cycle_limit",
+    "monitor_limits",
     "results_dict",
 ]
 
@@ -163,7 +163,8 @@ class BeatFormat:
 
 @dataclass(frozen=True)
 class FramingError:
-    """Output beat ``beat`` of vector ``vector`` carried the wrong first/last flags."""
+    """Output beat ``beat`` of vector ``vector`` carried the wrong first/last flags, or (when
+    ``vector`` is the number of expected vectors) arrived after the last of them."""
 
     vector: int
     beat: int
@@ -180,10 +181,20 @@ class VectorAssembler:
         self.fmt = fmt
         self.framing_errors: list[FramingError] = []
         self.vectors = 0
-        self._lanes: list[int] = []
+        self._lanes: list[int | None] = []
         self._beat = 0
 
-    def push(self, lanes: list[int], first: bool, last: bool) -> list[int] | None:
+    @property
+    def beat(self) -> int:
+        """Index of the next beat within its vector."""
+        return self._beat
+
+    def extra(self, first: bool, last: bool) -> None:
+        """Record a beat that arrived after every expected vector as a framing error."""
+        extra = sum(e.vector == self.vectors for e in self.framing_errors)
+        self.framing_errors.append(FramingError(self.vectors, extra, first, last))
+
+    def push(self, lanes: list[int | None], first: bool, last: bool) -> list[int | None] | None:
         """Take one beat; returns the vector it completes, else None."""
         beat = self._beat
         if first != (beat == 0) or last != (beat == self.fmt.beats - 1):
@@ -248,13 +259,16 @@ class Scoreboard:
         self.received = len(self.expected)
 
 
-def cycle_limit(interface: dict, vectors: int, idle: float, stall: float) -> int:
-    """Cycles after which a run counts as hung: ten times what the slowest of input, core and
-    output needs on average, plus the latency and a margin."""
+def monitor_limits(interface: dict, idle: float, stall: float) -> tuple[int, int]:
+    """(patience, tail) for :func:`monitor`: a run counts as hung after ten times the latency
+    and two vectors' worth of cycles (at the slowest of input, core and output, stalls included)
+    pass with no output beat; after the last vector, a core idles for at least its II and an
+    output vector's beats."""
     beats_in = interface["input"]["beats"] / (1.0 - idle)
     beats_out = interface["output"]["beats"] / (1.0 - stall)
     per_vector = max(interface["ii_cycles"], beats_in, beats_out)
-    return int(10 * (interface["latency_cycles"] + vectors * per_vector)) + 1000
+    patience = int(10 * (interface["latency_cycles"] + 2 * per_vector)) + 1000
+    return patience, interface["ii_cycles"] + interface["output"]["beats"] + 8
 
 
 def results_dict(
@@ -268,7 +282,7 @@ def results_dict(
     out_first: list[int],
     out_done: list[int],
     wall_s: float,
-    seed: int,
+    seed: int | None,
     idle: float,
     stall: float,
 ) -> dict:
@@ -329,24 +343,35 @@ async def drive(dut, fmt: BeatFormat, inputs: np.ndarray, rng, idle: float, done
     valid.value = 0
 
 
+def _read(payload, fmt: BeatFormat) -> tuple[list[int | None], bool, bool]:
+    value = payload.value
+    if value.is_resolvable:
+        return fmt.unpack(value.to_unsigned())
+    return fmt.unpack_bits(str(value))
+
+
 async def monitor(
     dut,
     assembler: VectorAssembler,
     scoreboard: Scoreboard,
     rng,
     stall: float,
-    limit: int,
+    limits: tuple[int, int],
     first_times: list[int],
     done_times: list[int],
 ) -> bool:
     """Monitor: takes beats from ``o__*``, withholding ``o__ready`` with probability ``stall``
-    each cycle, and hands each reassembled vector to the scoreboard. Returns False when
-    ``limit`` cycles pass before every expected vector arrived."""
+    each cycle, and hands each reassembled vector to the scoreboard; appends the cycle of each
+    vector's first and last beat to ``first_times`` and ``done_times``. ``limits`` is
+    (patience, tail): returns False when ``patience`` cycles pass without an output beat before
+    every vector arrived; afterwards it keeps ready high for ``tail`` cycles and records any beat
+    offered then as a framing error."""
     edge = RisingEdge(dut.clk)
     valid, ready, payload = dut.o__valid, dut.o__ready, dut.o__payload
     fmt = assembler.fmt
+    patience, tail = limits
     count = len(scoreboard.expected)
-    cycles = 0
+    quiet = 0
     state = True
     ready.value = 1
     while assembler.vectors < count:
@@ -355,21 +380,24 @@ async def monitor(
             ready.value = int(want)
             state = want
         await edge
-        cycles += 1
         if state and valid.value:
-            value = payload.value
-            if value.is_resolvable:
-                lanes, first, last = fmt.unpack(value.to_unsigned())
-            else:
-                lanes, first, last = fmt.unpack_bits(str(value))
-            if first:
+            quiet = 0
+            if assembler.beat == 0:
                 first_times.append(_cycle())
-            vector = assembler.push(lanes, first, last)
+            vector = assembler.push(*_read(payload, fmt))
             if vector is not None:
                 done_times.append(_cycle())
                 scoreboard.check(assembler.vectors - 1, vector)
-        if cycles > limit:
-            return False
+        else:
+            quiet += 1
+            if quiet > patience:
+                return False
+    ready.value = 1
+    for _ in range(tail):
+        await edge
+        if valid.value:
+            _, first, last = _read(payload, fmt)
+            assembler.extra(first, last)
     ready.value = 0
     return True
 
@@ -400,7 +428,15 @@ async def core_matches_golden_model(dut) -> None:
             f"inputs must be (N, {fmt_in.elements}) and expected (N, {fmt_out.elements}), "
             f"not {inputs.shape} and {expected.shape}"
         )
+    for port, fmt in (("i__payload", fmt_in), ("o__payload", fmt_out)):
+        if len(getattr(dut, port)) != fmt.payload_width:
+            raise ValueError(
+                f"{port} must have {fmt.payload_width} bits as the manifest's interface says, "
+                f"not {len(getattr(dut, port))}: core.v and manifest.json disagree"
+            )
+    # cocotb seeds each test from COCOTB_RANDOM_SEED and the test's name; record the former
     seed = cocotb.RANDOM_SEED
+    run_seed = os.environ.get("COCOTB_RANDOM_SEED")
     scoreboard = Scoreboard(expected)
     assembler = VectorAssembler(fmt_out)
     in_done: list[int] = []
@@ -416,7 +452,7 @@ async def core_matches_golden_model(dut) -> None:
         await RisingEdge(dut.clk)
     dut.rst.value = 0
 
-    start = time.perf_counter()
+    start, start_cycle = time.perf_counter(), _cycle()
     driver = cocotb.start_soon(
         drive(dut, fmt_in, inputs, random.Random(f"{seed}-driver"), idle, in_done)
     )
@@ -426,7 +462,7 @@ async def core_matches_golden_model(dut) -> None:
         scoreboard,
         random.Random(f"{seed}-monitor"),
         stall,
-        cycle_limit(interface, len(inputs), idle, stall),
+        monitor_limits(interface, idle, stall),
         out_first,
         out_done,
     )
@@ -439,12 +475,12 @@ async def core_matches_golden_model(dut) -> None:
         scoreboard=scoreboard,
         assembler=assembler,
         timed_out=not completed,
-        cycles=_cycle() - RESET_CYCLES,
+        cycles=(out_done[-1] if out_done else _cycle()) - start_cycle,
         in_done=in_done,
         out_first=out_first,
         out_done=out_done,
         wall_s=wall_s,
-        seed=seed,
+        seed=None if run_seed is None else int(run_seed),
         idle=idle,
         stall=stall,
     )

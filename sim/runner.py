@@ -12,10 +12,13 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from cocotb_tools.runner import get_runner
 
 from compiler.errors import CompilerError, OptionError
 from sim.cocotb_bench import (
@@ -130,6 +133,15 @@ def _interface(build_dir: Path) -> dict:
     return interface
 
 
+@contextmanager
+def _environment_without(names) -> Iterator[None]:
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 def run_sim(
     build_dir: Path,
     inputs: np.ndarray,
@@ -171,8 +183,6 @@ def run_sim(
     results_path.unlink(missing_ok=True)
     top = interface["top"]
 
-    from cocotb_tools.runner import get_runner
-
     runner = get_runner(simulator)
     build_log = sim_dir / "build.log"
     sources = [build_dir / "core.v"]
@@ -189,21 +199,6 @@ def run_sim(
         )
         sources.append(dump)
         build_args += ["-s", WAVES_TOP]
-    try:
-        runner.build(
-            sources=sources,
-            hdl_toplevel=top,
-            build_dir=sim_dir,
-            always=True,
-            timescale=TIMESCALE,
-            build_args=build_args,
-            log_file=build_log,
-        )
-    except (RuntimeError, SystemExit) as exc:
-        raise SimulationError(
-            f"{simulator} could not compile {build_dir / 'core.v'}; see {build_log}"
-        ) from exc
-
     sim_log = sim_dir / "sim.log"
     env = {
         ENV_MANIFEST: str(build_dir / "manifest.json"),
@@ -212,25 +207,37 @@ def run_sim(
         ENV_IDLE: repr(float(idle)),
         ENV_STALL: repr(float(stall)),
     }
-    # the runner takes the process environment over extra_env; ours must win
-    saved = {name: os.environ.pop(name) for name in env if name in os.environ}
-    try:
-        runner.test(
-            test_module=BENCH_MODULE,
-            hdl_toplevel=top,
-            build_dir=sim_dir,
-            test_dir=sim_dir,
-            seed=seed,
-            extra_env=env,
-            waves=waves,
-            timescale=TIMESCALE,
-            log_file=sim_log,
-            results_xml=str(sim_dir / "results.xml"),
-        )
-    except (RuntimeError, SystemExit):
-        pass  # a failing bench still writes its results; their absence is reported below
-    finally:
-        os.environ.update(saved)
+    # the runner lets the process environment override extra_env, and WAVES override waves
+    with _environment_without(("WAVES", *env)):
+        try:
+            runner.build(
+                sources=sources,
+                hdl_toplevel=top,
+                build_dir=sim_dir,
+                always=True,
+                timescale=TIMESCALE,
+                build_args=build_args,
+                log_file=build_log,
+            )
+        except (RuntimeError, SystemExit) as exc:
+            raise SimulationError(
+                f"{simulator} could not compile {build_dir / 'core.v'}; see {build_log}"
+            ) from exc
+        # a failing bench still writes its results (under pytest the runner then exits);
+        # their absence is reported below
+        with suppress(RuntimeError, SystemExit):
+            runner.test(
+                test_module=BENCH_MODULE,
+                hdl_toplevel=top,
+                build_dir=sim_dir,
+                test_dir=sim_dir,
+                seed=seed,
+                extra_env=env,
+                waves=waves,
+                timescale=TIMESCALE,
+                log_file=sim_log,
+                results_xml=str(sim_dir / "results.xml"),
+            )
     if not results_path.is_file():
         raise SimulationError(f"the {simulator} simulation stopped without results; see {sim_log}")
     results = json.loads(results_path.read_text())

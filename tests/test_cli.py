@@ -189,3 +189,18 @@ def test_build_errors(tiny_model, tmp_path, capsys, extra, message):
     )
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.sim
+def test_sim_command_reports_zero_mismatches(tiny_model, tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "cal.npz", X=rng.standard_normal((30, 8)), y=rng.integers(0, 3, 30))
+    out = tmp_path / "s"
+    args = ["sim", str(tiny_model), "--calib", str(tmp_path / "cal.npz"), "--out", str(out)]
+    assert main([*args, "--vectors", "50", "--board", "ulx3s-12f", "--dsp-budget", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "0 mismatches in 150 output elements" in text
+    report = json.loads((out / "report.json").read_text())
+    assert report["sim"]["vectors"] == 50 and report["sim"]["mismatches"] == 0
+    assert report["sim"]["simulator"] == "icarus"
+    assert report["hardware"]["ii_cycles"] > 1 and report["quant"] is not None

@@ -6,7 +6,7 @@ import pytest
 from compiler.errors import FitError, OptionError
 from compiler.folding import fold
 
-DEBUT_MACS = [1024, 1024, 1024, 1024, 256, 1280]  # examples/digits_debut.pt, one stage per factor
+DEBUT_MACS = [1024, 1024, 1024, 1024, 256, 1280]  # a 6-stage DeBut MLP, one stage per factor
 DENSE_MACS = [8192, 16384, 1280]
 
 
