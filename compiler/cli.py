@@ -268,18 +268,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    board = get_board(args.board)
-    out_dir = args.out or default_out_dir(args.model, board.name)
-    check_bits("--act-bits", args.act_bits)
-    check_bits("--weight-bits", args.weight_bits)
-    if not args.no_synth:
-        raise OptionError(
-            "synthesis to a bitstream is not available in this version; run with --no-synth "
-            "to get the verified core's Verilog, manifest and report"
-        )
-    print(f"building {args.model} for {board.name} ({board.description}) into {out_dir}/")
-    result = build_core(
+def _build_core(args: argparse.Namespace, board, out_dir: Path):
+    """``build --no-synth``'s pipeline with the command's shared options."""
+    return build_core(
         args.model,
         board=board,
         out_dir=out_dir,
@@ -291,6 +282,20 @@ def cmd_build(args: argparse.Namespace) -> int:
         trust_pickle=args.trust_pickle,
         progress=lambda line: print(f"  {line}"),
     )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    board = get_board(args.board)
+    out_dir = args.out or default_out_dir(args.model, board.name)
+    check_bits("--act-bits", args.act_bits)
+    check_bits("--weight-bits", args.weight_bits)
+    if not args.no_synth:
+        raise OptionError(
+            "synthesis to a bitstream is not available in this version; run with --no-synth "
+            "to get the verified core's Verilog, manifest and report"
+        )
+    print(f"building {args.model} for {board.name} ({board.description}) into {out_dir}/")
+    result = _build_core(args, board, out_dir)
     q, lowered = result.quantized, result.lowered
     hardware = hardware_section(lowered)
     est = hardware["estimate"]
@@ -348,18 +353,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if args.vectors < 1:
         raise OptionError(f"--vectors must be a positive integer, not {args.vectors!r}")
     print(f"simulating {args.model} for {board.name} in {out_dir}/")
-    result = build_core(
-        args.model,
-        board=board,
-        out_dir=out_dir,
-        act_bits=args.act_bits,
-        weight_bits=args.weight_bits,
-        dsp_budget=args.dsp_budget,
-        target_ii=args.target_ii,
-        calib=args.calib,
-        trust_pickle=args.trust_pickle,
-        progress=lambda line: print(f"  {line}"),
-    )
+    result = _build_core(args, board, out_dir)
     q = result.quantized
     inputs = sim_vectors(q, args.vectors, args.seed)
     expected = run_integer(q.graph, inputs).output

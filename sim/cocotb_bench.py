@@ -41,6 +41,8 @@ from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import RisingEdge
 
+from compiler.fixed import Fixed
+
 __all__ = [
     "ENV_IDLE",
     "ENV_MANIFEST",
@@ -98,11 +100,11 @@ class BeatFormat:
 
     @property
     def min_int(self) -> int:
-        return -(1 << (self.width - 1)) if self.signed else 0
+        return Fixed(self.width, 0, self.signed).min_int
 
     @property
     def max_int(self) -> int:
-        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+        return Fixed(self.width, 0, self.signed).max_int
 
     @property
     def payload_width(self) -> int:
