@@ -5,7 +5,8 @@ PLL is used with feedback from its CLKOP output, so (Lattice FPGA-TN-02200, ECP5
 
 - ``f_out = f_in * CLKFB_DIV / CLKI_DIV`` and ``f_vco = f_out * CLKOP_DIV``;
 - the phase detector input ``f_pfd = f_in / CLKI_DIV`` must lie in 10..400 MHz, so ``f_in`` too;
-- ``f_vco`` must lie in 400..800 MHz and ``f_out`` in 3.125..400 MHz;
+- ``f_vco`` must lie in 400..800 MHz and ``f_out`` in 3.125..400 MHz, which with
+  ``f_out = f_pfd * CLKFB_DIV >= f_pfd`` leaves 10..400 MHz;
 - ``CLKI_DIV`` and ``CLKOP_DIV`` are 1..128, ``CLKFB_DIV`` 1..80.
 
 :class:`ECP5PLL` instantiates ``EHXPLLL`` with those dividers (parameter names as in Yosys's ECP5
@@ -29,10 +30,10 @@ __all__ = [
     "CLKI_DIV_RANGE",
     "CLKOP_DIV_RANGE",
     "DEFAULT_TOLERANCE",
+    "ECP5PLL",
     "F_OUT_RANGE_MHZ",
     "F_PFD_RANGE_MHZ",
     "F_VCO_RANGE_MHZ",
-    "ECP5PLL",
     "PLLConfig",
     "add_pll_domain",
     "ecp5_pll",
@@ -41,7 +42,7 @@ __all__ = [
 # inclusive ranges (MHz for frequencies)
 F_PFD_RANGE_MHZ = (10.0, 400.0)
 F_VCO_RANGE_MHZ = (400.0, 800.0)
-F_OUT_RANGE_MHZ = (3.125, 400.0)
+F_OUT_RANGE_MHZ = (10.0, 400.0)  # CLKOP's own range is 3.125..400: see the module docstring
 CLKI_DIV_RANGE = (1, 128)
 CLKFB_DIV_RANGE = (1, 80)
 CLKOP_DIV_RANGE = (1, 128)
@@ -101,7 +102,9 @@ class PLLConfig:
 
 
 def _mhz(value: float) -> str:
-    return f"{value:g}"
+    # short when that is exact ("100", "33.333"), else every digit
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
 
 
 def _exact(value: float) -> Fraction:
@@ -115,10 +118,12 @@ def ecp5_pll(
     """The EHXPLLL setting whose CLKOP is closest to ``f_out_mhz`` from a ``f_in_mhz`` reference.
 
     Every setting within the ranges in the module docstring is considered; among equally close
-    ones the smallest ``CLKI_DIV`` (highest phase-detector frequency) wins, then the highest VCO
-    frequency. Raises :class:`OptionError` when ``f_out_mhz`` (the ``--clock-mhz`` option) is
-    outside 3.125..400 MHz or no setting is within ``tolerance`` (relative) of it, and
-    ``ValueError`` when ``f_in_mhz`` is outside 10..400 MHz.
+    ones the smallest ``CLKI_DIV`` (highest phase-detector frequency) wins, then the VCO frequency
+    nearest the middle of its range (600 MHz; the higher of two equally near).
+
+    Raises :class:`OptionError` when ``f_out_mhz`` (the ``--clock-mhz`` option) is outside
+    10..400 MHz or no setting is within ``tolerance`` (relative) of it, and ``ValueError`` when
+    ``f_in_mhz`` is outside 10..400 MHz.
     """
     pfd_lo, pfd_hi = F_PFD_RANGE_MHZ
     out_lo, out_hi = F_OUT_RANGE_MHZ
@@ -139,6 +144,7 @@ def ecp5_pll(
 
     f_in, target = _exact(f_in_mhz), _exact(f_out_mhz)
     vco_lo, vco_hi = (Fraction(f) for f in F_VCO_RANGE_MHZ)
+    vco_mid = (vco_lo + vco_hi) / 2
     best_key, best = None, None
     for clki_div in range(CLKI_DIV_RANGE[0], CLKI_DIV_RANGE[1] + 1):
         f_pfd = f_in / clki_div
@@ -148,22 +154,24 @@ def ecp5_pll(
             f_out = f_pfd * clkfb_div
             if not out_lo <= f_out <= out_hi:
                 continue
-            # the highest VCO frequency in range that an integer CLKOP_DIV gives
-            clkop_div = min(math.floor(vco_hi / f_out), CLKOP_DIV_RANGE[1])
-            if clkop_div < CLKOP_DIV_RANGE[0] or f_out * clkop_div < vco_lo:
+            # CLKOP_DIV only sets the VCO frequency: the one nearest mid-range, the higher on a tie
+            op_lo = max(math.ceil(vco_lo / f_out), CLKOP_DIV_RANGE[0])
+            op_hi = min(math.floor(vco_hi / f_out), CLKOP_DIV_RANGE[1])
+            if op_lo > op_hi:
                 continue
-            key = (abs(f_out - target), clki_div, -clkop_div)
+            clkop_div = min(range(op_lo, op_hi + 1), key=lambda d: (abs(f_out * d - vco_mid), -d))
+            f_vco = f_out * clkop_div
+            key = (abs(f_out - target), clki_div, abs(f_vco - vco_mid), -f_vco)
             if best_key is None or key < best_key:
                 best_key, best = key, (clki_div, clkfb_div, clkop_div, f_pfd, f_out)
 
-    if best is None:  # not reached for f_in in range: kept as a guard on the ranges above
-        raise OptionError(f"no ECP5 PLL setting makes any clock from {_mhz(f_in_mhz)} MHz")
+    assert best is not None  # CLKI_DIV = CLKFB_DIV = 1 is valid for any f_in in range
     clki_div, clkfb_div, clkop_div, f_pfd, f_out = best
     if abs(f_out - target) > target * _exact(tolerance):
         raise OptionError(
             f"--clock-mhz {_mhz(f_out_mhz)} cannot be made from the {_mhz(f_in_mhz)} MHz "
-            f"oscillator within {tolerance:.2%}: the nearest the ECP5 PLL gives is "
-            f"{float(f_out):.4f} MHz"
+            f"oscillator within {tolerance * 100:g}%: the ECP5 PLL's nearest is "
+            f"{float(f_out):.6g} MHz (--clock-mhz {float(f_out):.6g})"
         )
     return PLLConfig(
         f_in_mhz=float(f_in_mhz),

