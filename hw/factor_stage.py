@@ -32,12 +32,15 @@ import math
 import numpy as np
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from compiler.fixed import Fixed, bits_for_range
 from compiler.nn.chain import Factor
 
 __all__ = ["FactorStage"]
+
+MAX_INDEXED = 16  # most sources a multiplier selects by an index stored in the ROM
 
 
 def _shape(fmt: Fixed):
@@ -286,8 +289,14 @@ class FactorStage(wiring.Component):
         m.d.comb += self.i.ready.eq((~full | last_step) & (credits < self.queue_depth))
         m.d.sync += credits.eq(credits + accept - send)
 
+        # A dense factor (one block, t = 1) reads its inputs in order, wrapping around: step j
+        # of multiplier mu reads element (mu*II + j) mod q. Rotating the buffer by one element
+        # per step then gives every multiplier a fixed tap instead of a wide input mux.
+        rotate = ii > 1 and f.nb == 1 and f.t == 1
         with m.If(full):
             m.d.sync += step.eq(step + 1)
+            if rotate:
+                m.d.sync += x_buf.as_value().eq(x_buf.as_value().rotate_right(in_shape.width))
             with m.If(last_step):
                 m.d.sync += [step.eq(0), full.eq(0)]
         with m.If(accept):
@@ -321,24 +330,64 @@ class FactorStage(wiring.Component):
                 chunks.setdefault(row, []).append((mu, j0, j1))
 
         # ---- operands: multiplier mu takes product mu*II + j in step j ----------------------
+        # Folded stages read a ROM word per step holding, for every multiplier, its weight and
+        # the index of its input among the few elements its chunk reads; the word for the
+        # next step is prefetched, so the ROM adds no latency. A fully parallel stage (II = 1)
+        # is plain wiring to constants.
         a_reg = [Signal(in_shape, name=f"a{mu}") for mu in range(mults)]
         b_reg = [Signal(w_shape, name=f"b{mu}") for mu in range(mults)]
+        plans = []  # per multiplier: its sources, and per step (weight, source index)
         for mu in range(mults):
-            ks = {j: mu * ii + j for j in range(ii) if mu * ii + j < products}
-            sources: dict[int, list[int]] = {}
-            for j, k in ks.items():
-                sources.setdefault(self._cols[k], []).append(j)
-            with m.If(full):
-                if len(sources) == 1:
-                    m.d.sync += a_reg[mu].eq(x_buf[next(iter(sources))])
-                else:
-                    with m.Switch(step):
-                        for col, js in sources.items():
-                            with m.Case(*js):
-                                m.d.sync += a_reg[mu].eq(x_buf[col])
-            weight = Signal(w_shape, name=f"w{mu}")
-            step_table(m, weight, 0, {j: self._weights[k] for j, k in ks.items()})
-            m.d.sync += b_reg[mu].eq(weight)
+            ks = [mu * ii + j for j in range(ii) if mu * ii + j < products]
+            sources = sorted({self._cols[k] for k in ks})
+            index = {col: n for n, col in enumerate(sources)}
+            steps_of = [(self._weights[k], index[self._cols[k]]) for k in ks]
+            steps_of += [(0, 0)] * (ii - len(steps_of))
+            # a source index in the ROM pays off for few sources; many sources read in step
+            # order (dense rows) map to smaller logic decoded from the step itself
+            indexed = len(sources) <= MAX_INDEXED and not (f.nb == 1 and f.t == 1)
+            idx_bits = (len(sources) - 1).bit_length() if indexed else 0
+            plans.append((sources, steps_of, idx_bits))
+        if ii == 1:
+            for mu, (sources, steps_of, _) in enumerate(plans):
+                with m.If(full):
+                    m.d.sync += [a_reg[mu].eq(x_buf[sources[0]]), b_reg[mu].eq(steps_of[0][0])]
+        else:
+            w_bits = self._weight_format.width
+            fields = [(w_bits + idx_bits) for _, _, idx_bits in plans]
+            words = []
+            for j in range(ii):
+                word, shift = 0, 0
+                for (_, steps_of, idx_bits), width in zip(plans, fields, strict=True):
+                    weight, idx = steps_of[j]
+                    idx = idx if idx_bits else 0
+                    word |= ((weight & ((1 << w_bits) - 1)) | (idx << w_bits)) << shift
+                    shift += width
+                words.append(word)
+            m.submodules.rom = rom = Memory(shape=unsigned(sum(fields)), depth=ii, init=words)
+            rd = rom.read_port()
+            m.d.comb += rd.addr.eq(Mux(full & ~last_step, step + 1, 0))
+            offset = 0
+            for mu, ((sources, _, idx_bits), width) in enumerate(zip(plans, fields, strict=True)):
+                weight = rd.data[offset : offset + w_bits].as_signed()
+                idx = rd.data[offset + w_bits : offset + width]
+                offset += width
+                with m.If(full):
+                    m.d.sync += b_reg[mu].eq(weight)
+                    if rotate:
+                        m.d.sync += a_reg[mu].eq(x_buf[(mu * ii) % f.q])
+                    elif len(sources) == 1:
+                        m.d.sync += a_reg[mu].eq(x_buf[sources[0]])
+                    elif idx_bits:
+                        m.d.sync += a_reg[mu].eq(Array(x_buf[c] for c in sources)[idx])
+                    else:
+                        steps_by_source: dict[int, list[int]] = {}
+                        for j, k in enumerate(range(mu * ii, min((mu + 1) * ii, products))):
+                            steps_by_source.setdefault(self._cols[k], []).append(j)
+                        with m.Switch(step):
+                            for col, js in steps_by_source.items():
+                                with m.Case(*js):
+                                    m.d.sync += a_reg[mu].eq(x_buf[col])
 
         # ---- products and accumulators ------------------------------------------------------
         acc = [Signal(acc_shape, name=f"acc{mu}") for mu in range(mults)]

@@ -158,6 +158,11 @@ SCHEDULES = [
     ((6, 9, 2, 3, 1), 18),
     ((16, 16, 2, 2, 4), 7),
     ((4, 4, 4, 4, 1), 16),
+    # dense (one block, t = 1): the rotating input buffer, chunks wrapping across rows
+    ((4, 4, 4, 4, 1), 3),
+    ((5, 7, 5, 7, 1), 4),
+    ((10, 24, 10, 24, 1), 7),
+    ((3, 20, 3, 20, 1), 1),
 ]
 
 
