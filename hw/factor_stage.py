@@ -4,9 +4,12 @@ Schedule: the ``p*s`` products of a vector are taken in the flat ``(nb, t, r, s)
 (each output's ``s`` products are consecutive) and cut into ``M`` contiguous chunks of
 ``II = ceil(p*s / M)`` products: multiplier ``m`` computes product ``m*II + j`` in step ``j``
 (idle past ``p*s``). A multiplier therefore works through whole runs of one output at a time
-and owns one accumulator; its input operand is a mux over the few input elements its chunk
-reads (not over all steps), and its weight a constant table over the steps. An output whose
-products straddle two or more chunks has one partial sum per chunk, added up at the end. The
+and owns one accumulator. Each step's weights, and for every multiplier the index of its input
+among the few (at most 16; beyond that the step is decoded) elements its chunk reads, come from
+one ROM word (EBR or LUTs, as Yosys sees fit), read a step ahead. A dense factor (one block,
+t = 1) instead rotates its input buffer by one element per step, so every multiplier reads a
+fixed position. An output whose products straddle two or more chunks has one partial sum per
+chunk, added up at the end. The
 first run of an output loads its accumulator with ``bias + round`` (the round-half-up constant,
 which commutes with ReLU), so each requantiser is only shift, ReLU and saturation.
 
@@ -41,6 +44,18 @@ from compiler.nn.chain import Factor
 __all__ = ["FactorStage"]
 
 MAX_INDEXED = 16  # most sources a multiplier selects by an index stored in the ROM
+
+# LUT4s per unit of each structure (see FactorStage.resources): fitted to Yosys 0.70 synthesis
+LUT_WEIGHTS = {
+    "indexed_mux": 0.80,  # per input bit a multiplier selects by a ROM index
+    "decoded_mux": 1.97,  # per input bit a multiplier selects by decoding the step
+    "rotate": 0.92,  # per bit of a rotating input buffer
+    "rom_in_luts": 0.49,  # per ROM bit per 16 steps, when the ROM is logic
+    "accumulate": 3.66,  # per accumulator and output bit of each multiplier
+    "queue": 1.87,  # per output bit per extra queue slot
+}
+EBR_MIN_DEPTH = 128  # steps from which Yosys put the ROM in DP16KD blocks
+EBR_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 
 
 def _shape(fmt: Fixed):
@@ -212,46 +227,61 @@ class FactorStage(wiring.Component):
 
     def resources(self) -> dict[str, int]:
         """Analytical cost on an ECP5: ``dsp`` (MULT18X18D), ``ff``, ``lut`` (LUT4s, a carry
-        cell counting as two) and ``ebr`` (none: weights are constant tables in fabric).
+        cell counting as two) and ``ebr`` (DP16KD blocks of the step ROM).
 
-        Registers are counted one by one. LUTs: per multiplier an n-input operand mux (about
-        n/2 LUT4s per bit), a weight table over the steps (a LUT4 per bit per 16 steps), the
-        accumulator (adder and load mux) and a requantiser; per straddling output an adder and
-        a requantiser; the output queue's read mux. Held against Yosys by
-        ``bench/stage_resources.py``: FFs within a few percent; LUTs are still only 0.4 to
-        0.7 of what synthesis reports (operand muxes and step decoders cost more than modelled).
+        Registers are counted one by one. LUTs are a weighted sum of the structures this stage
+        builds, with weights (``LUT_WEIGHTS``) fitted to Yosys 0.70 ``synth_ecp5`` of the 16
+        stages of the shipped digits models at 156 and 28 DSPs (``bench/stage_resources.py``),
+        where the estimate came within 10% of every one. The ROM goes to block RAM from
+        ``EBR_MIN_DEPTH`` steps on (as Yosys chose there), else into LUTs.
         """
-        ii, mults = self.ii, self._multipliers
+        ii, mults, f = self.ii, self._multipliers, self._factor
         w_in, w_w = self._in_format.width, self._weight_format.width
         w_out, w_acc = self._out_format.width, self._acc_width
         product = (Signal(_shape(self._in_format)) * Signal(signed(w_w))).shape().width
-        runs = self.runs()
+        rotate = ii > 1 and f.nb == 1 and f.t == 1
         outputs: dict[int, int] = {}
-        for mine in runs:
+        for mine in self.runs():
             for row, _, _ in mine:
                 outputs[row] = outputs.get(row, 0) + 1
         straddles = sum(n for n in outputs.values() if n > 1)
+        indexed = decoded = rom_width = 0
+        for mu in range(mults):
+            n = len({self._cols[k] for k in range(mu * ii, min((mu + 1) * ii, len(self._cols)))})
+            small = n <= MAX_INDEXED and not rotate
+            rom_width += w_w + ((n - 1).bit_length() if small else 0)
+            if rotate or n == 1:
+                continue
+            if small:
+                indexed += w_in * n
+            else:
+                decoded += w_in * n
+        in_ebr = ii >= EBR_MIN_DEPTH
+        features = {
+            "indexed_mux": indexed,
+            "decoded_mux": decoded,
+            "rotate": f.q * w_in if rotate else 0,
+            "rom_in_luts": rom_width * -(-ii // 16) if ii > 1 and not in_ebr else 0,
+            "accumulate": mults * (w_acc + w_out),
+            "queue": f.p * w_out * (self.queue_depth - 1),
+        }
+        lut = round(sum(LUT_WEIGHTS[k] * v for k, v in features.items()))
+        ebr = 0
+        if ii > 1 and in_ebr:
+            ebr = min(-(-ii // depth) * -(-rom_width // width) for depth, width in EBR_SHAPES)
         step_bits = (ii - 1).bit_length()
         depth_bits = self.queue_depth.bit_length()
         ff = (
-            self._factor.q * w_in  # input buffer
+            f.q * w_in  # input buffer
             + mults * (w_in + (w_w if ii > 1 else 0) + product + w_acc)
             + sum(1 for n in outputs.values() if n == 1) * w_out  # output registers
             + straddles * w_acc  # partial sums
-            + self.queue_depth * self._factor.p * w_out  # output queue slots
+            + self.queue_depth * f.p * w_out  # output queue slots
             + 4 * step_bits
             + 6
-            + depth_bits
-            + 2 * depth_bits  # control and queue pointers
+            + 3 * depth_bits  # control and queue pointers
         )
-        lut = 0
-        for mu in range(mults):
-            sources = {self._cols[mu * ii + j] for j in range(ii) if mu * ii + j < len(self._cols)}
-            lut += w_in * (len(sources) // 2) + (w_w * -(-ii // 16) if ii > 1 else 0)
-            lut += 2 * w_acc + w_out
-        lut += straddles * (w_acc + w_out)
-        lut += self._factor.p * w_out * (self.queue_depth - 1)  # queue read mux
-        return {"dsp": mults, "ff": ff, "lut": lut, "ebr": 0}
+        return {"dsp": mults, "ff": ff, "lut": lut, "ebr": ebr}
 
     def _requantize(self, m: Module, value, name: str):
         """Shift, ReLU and saturation of an accumulator value (combinational)."""

@@ -143,7 +143,9 @@ def test_run_sim_checks_its_arguments(monkeypatch, tmp_path):
         run_sim(tmp_path, np.zeros((1, 4), int), np.zeros((1, 2), int))
     with pytest.raises(OptionError, match=r"^stall must be in \[0, 1\), not 1\.0$"):
         run_sim(tmp_path, np.zeros((1, 4), int), np.zeros((1, 2), int), stall=1.0)
-    with pytest.raises(OptionError, match=r"^simulator must be one of icarus, verilator, not 'vcs'$"):
+    with pytest.raises(
+        OptionError, match=r"^simulator must be one of icarus, verilator, not 'vcs'$"
+    ):
         run_sim(tmp_path, np.zeros((1, 4), int), np.zeros((1, 2), int), simulator="vcs")
 
 
