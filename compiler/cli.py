@@ -313,6 +313,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"  estimate: {est['dsp']} DSP, {est['lut']:,} LUT4 of {board.lut:,}, "
         f"{est['ff']:,} FF, {est['ebr']} EBR"
     )
+    if est["lut"] > board.lut or est["ebr"] > board.ebr:
+        print(
+            f"  warning: the estimate exceeds {board.name}'s {board.lut:,} LUT4s or "
+            f"{board.ebr} EBRs; try a larger board, or a smaller --dsp-budget (fewer "
+            "multipliers need less logic)"
+        )
     rows = [["stage", "factor", "MACs", "mult", "II", "latency"]]
     for st in hardware["stages"]:
         rows.append(
