@@ -407,6 +407,28 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_boards(args: argparse.Namespace) -> int:
+    rows = [["board", "device", "DSP", "LUT4", "EBR", "clock MHz", "description"]]
+    for board in BOARDS.values():
+        rows.append(
+            [
+                board.name,
+                f"{board.device} {board.package}",
+                str(board.dsp),
+                f"{board.lut:,}",
+                str(board.ebr),
+                f"{board.clock_mhz:g}",
+                board.description,
+            ]
+        )
+    for line in _format_table(rows, right={2, 3, 4, 5}):
+        print(line)
+    print()
+    for alias, name in ALIASES.items():
+        print(f"{alias} is {name}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m compiler",
@@ -415,6 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    boards = commands.add_parser(
+        "boards",
+        help="list the target boards and their DSP/LUT/EBR budgets",
+        description="List the boards --board accepts, with the resources a design may use.",
+    )
+    boards.set_defaults(run=cmd_boards)
 
     inspect = commands.add_parser(
         "inspect",

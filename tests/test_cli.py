@@ -219,3 +219,12 @@ def test_sim_command_with_verilator(tiny_model, tmp_path, capsys):
     assert main([*args, "--vectors", "40", "--simulator", "verilator", "--dsp-budget", "6"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["sim"]["simulator"] == "verilator" and report["sim"]["mismatches"] == 0
+
+
+def test_boards_lists_every_board_with_budgets(capsys):
+    assert main(["boards"]) == 0
+    text = capsys.readouterr().out
+    for name, dsp in [("ulx3s-12f", "28"), ("ulx3s-85f", "156"), ("icebreaker", "8")]:
+        line = next(row for row in text.splitlines() if row.startswith(name))
+        assert f" {dsp} " in line
+    assert "ulx3s is ulx3s-85f" in text
