@@ -429,6 +429,49 @@ def cmd_boards(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from boards.host import HostDriver, SerialTransport, SimulatedBoard
+    from compiler.lower import lower
+    from compiler.manifest import read_manifest
+
+    manifest_path = args.dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise OptionError(
+            f"{args.dir} has no manifest.json; build first (python -m compiler build MODEL)"
+        )
+    graph = read_manifest(manifest_path)
+    options = json.loads(manifest_path.read_text()).get("options") or {}
+    try:
+        raw = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise OptionError(f"--input must be a readable .npy of raw features ({exc})") from None
+    if args.port == "sim":
+        lowered = lower(graph, budget=options.get("dsp_budget"), target_ii=options.get("target_ii"))
+        selftest = quantize_input(graph, np.atleast_2d(raw)[:8])
+        transport = SimulatedBoard(lowered.network, selftest=selftest)
+        print("using the simulated board (host link and core in the Amaranth simulator)")
+    else:
+        transport = SerialTransport(args.port, args.baud)
+    driver = HostDriver(graph, transport)
+    identity = driver.ping()
+    print(
+        f"device: protocol {identity.version}, {identity.in_features} inputs, "
+        f"{identity.out_features} outputs, {identity.selftest_vectors} self-test vectors"
+    )
+    run = driver.infer(raw)
+    bound = "simulation speed" if args.port == "sim" else "bound by the link, not the core"
+    for k, (pred, out) in enumerate(zip(run.predictions, run.outputs, strict=True)):
+        values = graph.output_format.to_float(out)
+        print(f"  {k}: class {pred}  (outputs {np.array2string(values, precision=3)})")
+    print(
+        f"{len(run.outputs)} inferences in {run.seconds:.3f} s over the link "
+        f"({run.inferences_per_s:.1f}/s; {bound})"
+    )
+    result = driver.selftest()
+    print(f"self-test: checksum 0x{result.checksum:08x}, {result.cycles} cycles")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m compiler",
@@ -517,6 +560,26 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="seed of stalls and random vectors")
     add_output_options(sim)
     sim.set_defaults(run=cmd_sim)
+
+    run = commands.add_parser(
+        "run",
+        help="run inference on a board (or the simulated board) over the UART host link",
+        description="Send raw feature vectors to the accelerator over its UART host link "
+        "(docs/host-protocol.md), applying the manifest's preprocessing and input format, and "
+        "print the predictions, the measured rate and the self-test result. --port sim runs "
+        "the host link and the core of DIR's manifest in the Amaranth simulator instead.",
+    )
+    run.add_argument("dir", type=Path, metavar="DIR", help="build directory (with manifest.json)")
+    run.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0, or 'sim'")
+    run.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        metavar="X.npy",
+        help="raw features, one sample per row",
+    )
+    run.add_argument("--baud", type=int, default=1_000_000, help="baud rate (default 1000000)")
+    run.set_defaults(run=cmd_run)
     return parser
 
 

@@ -228,3 +228,26 @@ def test_boards_lists_every_board_with_budgets(capsys):
         line = next(row for row in text.splitlines() if row.startswith(name))
         assert f" {dsp} " in line
     assert "ulx3s is ulx3s-85f" in text
+
+
+def test_run_on_the_simulated_board_matches_the_golden_model(tiny_model, tmp_path, capsys):
+    from compiler.execute import quantize_input, run_integer
+    from compiler.manifest import read_manifest
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((30, 8))
+    np.savez(tmp_path / "cal.npz", X=x)
+    np.save(tmp_path / "x.npy", x[:4])
+    out = tmp_path / "b"
+    build = ["build", str(tiny_model), "--calib", str(tmp_path / "cal.npz"), "--out", str(out)]
+    assert main([*build, "--no-synth", "--dsp-budget", "5"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(out), "--port", "sim", "--input", str(tmp_path / "x.npy")]) == 0
+    text = capsys.readouterr().out
+    graph = read_manifest(out / "manifest.json")
+    expected = run_integer(graph, quantize_input(graph, x[:4])).output.argmax(axis=1)
+    for k, cls in enumerate(expected):
+        assert f"  {k}: class {cls} " in text
+    assert "self-test: checksum 0x" in text
+    assert main(["run", str(tmp_path), "--port", "sim", "--input", "x.npy"]) == 2
+    assert "has no manifest.json; build first" in capsys.readouterr().err

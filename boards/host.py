@@ -1,0 +1,174 @@
+"""Host driver for the board's UART link, and the transports it talks through.
+
+:class:`HostDriver` speaks the protocol of ``docs/host-protocol.md``: it takes raw features,
+applies the manifest's preprocessing and input format, sends one INFER request per vector and
+waits for each reply. :class:`SerialTransport` reaches a board over a serial port;
+:class:`SimulatedBoard` is the same link and network core running in the Amaranth simulator,
+so the driver and the hardware can be checked together without a board.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from boards import protocol
+from compiler.errors import CompilerError
+from compiler.execute import quantize_input
+from compiler.ir import Graph
+
+__all__ = ["HostDriver", "InferenceRun", "SerialTransport", "SimulatedBoard", "Transport"]
+
+
+class Transport(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes; fewer (possibly none) when the link's timeout passes."""
+
+
+class LinkError(CompilerError):
+    """The board did not answer as the protocol requires."""
+
+
+class SerialTransport:
+    """A serial port (pyserial), e.g. the ULX3S's FT231X at ``/dev/ttyUSB0``."""
+
+    def __init__(self, port: str, baud: int = protocol.DEFAULT_BAUD, timeout_s: float = 1.0):
+        import serial
+
+        try:
+            self.serial = serial.Serial(port, baud, timeout=timeout_s)
+        except (serial.SerialException, OSError) as exc:
+            raise LinkError(
+                f"cannot open serial port {port!r} ({exc}); is the board plugged in and "
+                "flashed (python -m compiler flash DIR)?"
+            ) from None
+
+    def write(self, data: bytes) -> None:
+        self.serial.write(data)
+
+    def read(self, size: int) -> bytes:
+        return self.serial.read(size)
+
+
+class SimulatedBoard:
+    """The host link and a network core in the Amaranth simulator, behind the byte interface
+    a serial port has. Bytes written are fed to the link's ``rx`` stream; ``read`` runs the
+    simulation until the reply bytes are there (or ``timeout_cycles`` pass)."""
+
+    def __init__(self, network, *, selftest: np.ndarray, timeout_cycles: int = 200_000):
+        from amaranth.hdl import Module
+        from amaranth.lib import wiring
+        from amaranth.sim import Simulator
+
+        from hw.host_link import HostLink
+
+        self.link = HostLink.for_network(network, selftest=selftest)
+        m = Module()
+        m.submodules.link, m.submodules.network = self.link, network
+        wiring.connect(m, self.link.core_i, network.i)
+        wiring.connect(m, network.o, self.link.core_o)
+        self._pending: deque[int] = deque()
+        self._received = bytearray()
+        self.cycles = 0
+        self.timeout_cycles = timeout_cycles
+        self._sim = Simulator(m)
+        self._sim.add_clock(1e-8)
+        self._sim.add_testbench(self._feed, background=True)
+        self._sim.add_testbench(self._collect, background=True)
+
+    async def _feed(self, ctx):
+        rx = self.link.rx
+        while True:
+            if self._pending:
+                ctx.set(rx.payload, self._pending.popleft())
+                ctx.set(rx.valid, 1)
+                await ctx.tick().until(rx.ready)
+                ctx.set(rx.valid, 0)
+            else:
+                await ctx.tick()
+
+    async def _collect(self, ctx):
+        tx = self.link.tx
+        ctx.set(tx.ready, 1)
+        while True:
+            _, _, valid, payload = await ctx.tick().sample(tx.valid, tx.payload)
+            self.cycles += 1
+            if valid:
+                self._received.append(int(payload))
+
+    def write(self, data: bytes) -> None:
+        self._pending.extend(data)
+
+    def read(self, size: int) -> bytes:
+        deadline = self.cycles + self.timeout_cycles
+        while len(self._received) < size and self.cycles < deadline:
+            self._sim.run_until((self.cycles + 256) * 1e-8)
+        out = bytes(self._received[:size])
+        del self._received[:size]
+        return out
+
+
+@dataclass(frozen=True)
+class InferenceRun:
+    outputs: np.ndarray  # integers in the output format, one row per input vector
+    predictions: np.ndarray  # argmax of each output
+    seconds: float
+
+    @property
+    def inferences_per_s(self) -> float:
+        return len(self.outputs) / self.seconds if self.seconds > 0 else float("inf")
+
+
+class HostDriver:
+    """Inference and self-test requests over a transport, for the network of ``graph`` (the
+    quantised IR from the build's manifest)."""
+
+    def __init__(self, graph: Graph, transport: Transport) -> None:
+        self.graph = graph
+        self.transport = transport
+        self.in_format, self.out_format = graph.input_format, graph.output_format
+
+    def _exchange(self, request: bytes, command: protocol.Command) -> protocol.Frame:
+        self.transport.write(request)
+        decoder = protocol.FrameDecoder()
+        while True:
+            chunk = self.transport.read(1)
+            if not chunk:
+                raise LinkError(f"no reply to {command.name} before the link's timeout")
+            for frame in decoder.feed(chunk):
+                return frame
+
+    def ping(self) -> protocol.Identity:
+        reply = self._exchange(protocol.ping_request(), protocol.Command.PING)
+        return protocol.parse_ping_reply(reply)
+
+    def infer_integers(self, x_int: np.ndarray) -> np.ndarray:
+        """Output integers for input integers (one request per row)."""
+        n_in, n_out = self.graph.in_features, self.graph.out_features
+        outputs = []
+        for row in np.atleast_2d(x_int):
+            request = protocol.infer_request(row, self.in_format, n_in)
+            reply = self._exchange(request, protocol.Command.INFER)
+            outputs.append(protocol.parse_infer_reply(reply, self.out_format, n_out))
+        return np.array(outputs, dtype=np.int64)
+
+    def infer(self, raw: np.ndarray) -> InferenceRun:
+        """Raw features (the model's preprocessing and input format applied here)."""
+        raw = np.atleast_2d(np.asarray(raw, dtype=np.float64))
+        if raw.shape[1] != self.graph.in_features:
+            raise CompilerError(
+                f"input must have {self.graph.in_features} features per row, not {raw.shape[1]}"
+            )
+        start = time.perf_counter()
+        outputs = self.infer_integers(quantize_input(self.graph, raw))
+        return InferenceRun(outputs, outputs.argmax(axis=1), time.perf_counter() - start)
+
+    def selftest(self) -> protocol.SelftestResult:
+        reply = self._exchange(protocol.selftest_request(), protocol.Command.SELFTEST)
+        return protocol.parse_selftest_reply(reply)
