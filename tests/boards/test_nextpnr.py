@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from boards import nextpnr as nextpnr_module
 from boards.nextpnr import (
+    ULX3S_LPF,
     NextpnrReport,
     ecp5_device_flag,
     find_nextpnr_ecp5,
@@ -471,18 +472,6 @@ class FastMultiply(wiring.Component):
         m.d.slow += count.eq(count + 1)
         m.d.comb += [self.led[0].eq(acc.xor()), self.led[1].eq(count[-1])]
         return m
-
-
-# ULX3S pins (amaranth-boards' ULX3S platform): clk25 on G2, LEDs on B2 and C2
-ULX3S_LPF = """\
-LOCATE COMP "clk25" SITE "G2";
-IOBUF PORT "clk25" IO_TYPE=LVCMOS33;
-FREQUENCY PORT "clk25" 25.0 MHz;
-LOCATE COMP "led[0]" SITE "B2";
-IOBUF PORT "led[0]" IO_TYPE=LVCMOS33 DRIVE=4;
-LOCATE COMP "led[1]" SITE "C2";
-IOBUF PORT "led[1]" IO_TYPE=LVCMOS33 DRIVE=4;
-"""
 
 
 @pytest.fixture

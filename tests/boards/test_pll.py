@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from boards.nextpnr import find_nextpnr_ecp5, parse_nextpnr_log, run_nextpnr_ecp5
+from boards.nextpnr import ULX3S_LPF, find_nextpnr_ecp5, parse_nextpnr_log, run_nextpnr_ecp5
 from boards.pll import ECP5PLL, PLLConfig, add_pll_domain, ecp5_pll
 from boards.synth_stats import ToolError, find_yosys
 from compiler.errors import CompilerError, OptionError
@@ -249,19 +249,6 @@ class PLLBlinky(wiring.Component):
         m.d.sync += count.eq(count + 1)
         m.d.comb += [self.led[0].eq(count[-1]), self.led[1].eq(pll.lock)]
         return m
-
-
-# ULX3S pins (amaranth-boards' ULX3S platform: clk25 on G2, LEDs on B2 and C2). The oscillator's
-# FREQUENCY lets nextpnr derive the PLL output's constraint from the dividers.
-ULX3S_LPF = """\
-LOCATE COMP "clk25" SITE "G2";
-IOBUF PORT "clk25" IO_TYPE=LVCMOS33;
-FREQUENCY PORT "clk25" 25.0 MHz;
-LOCATE COMP "led[0]" SITE "B2";
-IOBUF PORT "led[0]" IO_TYPE=LVCMOS33 DRIVE=4;
-LOCATE COMP "led[1]" SITE "C2";
-IOBUF PORT "led[1]" IO_TYPE=LVCMOS33 DRIVE=4;
-"""
 
 
 @pytest.fixture
