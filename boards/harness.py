@@ -1,0 +1,144 @@
+"""The top level of a board: clock, reset, the network core, the UART host link and status LEDs.
+
+::
+
+    oscillator -> PLL (ECP5) -> sync domain, held in reset until the PLL locks
+    UART rx pin -> UARTRx -> HostLink -> core_i -> Network -> core_o -> HostLink -> UARTTx -> pin
+
+LEDs, in order of the board's LED resources: 0 heartbeat (about 1.5 Hz: the clock runs), 1 the
+PLL is locked (always on without a PLL), 2 the link is busy with a frame, 3 the last command was
+answered with an ERROR frame (until the next PING).
+
+The iCE40 boards run the design from their oscillator directly (no PLL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.build import ResourceError
+from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Module, Signal
+from amaranth.lib import io, wiring
+
+from boards.pll import PLLConfig, add_pll_domain, ecp5_pll
+from boards.protocol import DEFAULT_BAUD
+from boards.registry import Board
+from hw.host_link import HostLink
+from hw.network import Network
+from hw.uart import UARTRx, UARTTx, uart_divisor
+
+__all__ = ["BoardTop", "ClockPlan", "clock_plan"]
+
+LINK_TIMEOUT_S = 0.1  # a frame whose next byte does not come within this is abandoned
+HEARTBEAT_HZ = 1.5
+
+
+@dataclass(frozen=True)
+class ClockPlan:
+    """The design clock of a board build: ``f_mhz`` is the frequency actually produced, which
+    may differ slightly from ``requested_mhz``; ``pll`` is None when the oscillator is used."""
+
+    requested_mhz: float
+    f_mhz: float
+    pll: PLLConfig | None
+
+
+def clock_plan(board: Board, requested_mhz: float) -> ClockPlan:
+    """How ``board`` gets a clock of ``requested_mhz``: an ECP5 PLL from the oscillator (the
+    nearest frequency its dividers give), or the oscillator itself on iCE40 boards."""
+    if not requested_mhz > 0:
+        raise ValueError(f"the clock must be positive, not {requested_mhz!r} MHz")
+    if board.family == "ecp5":
+        if abs(requested_mhz - board.clock_mhz) < 1e-9:
+            return ClockPlan(requested_mhz, board.clock_mhz, None)
+        pll = ecp5_pll(board.clock_mhz, requested_mhz)
+        return ClockPlan(requested_mhz, pll.f_out_mhz, pll)
+    if abs(requested_mhz - board.clock_mhz) > 1e-9:
+        raise ValueError(
+            f"{board.name} runs at its {board.clock_mhz:g} MHz oscillator (no PLL support yet); "
+            f"use --clock-mhz {board.clock_mhz:g}"
+        )
+    return ClockPlan(requested_mhz, board.clock_mhz, None)
+
+
+def _leds(platform) -> list:
+    """The board's LED outputs, in resource order."""
+    leds = []
+    for name in ("led", "led_g", "led_r"):
+        number = 0
+        while True:
+            try:
+                leds.append(platform.request(name, number).o)
+            except ResourceError:
+                break
+            number += 1
+    return leds
+
+
+class BoardTop(Elaboratable):
+    """The whole design for a board (see the module's documentation).
+
+    ``selftest`` holds the quantised input vectors stored on chip for the SELFTEST command;
+    ``design_id`` is reported by PING. ``link`` and ``network`` stay reachable for simulation.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        *,
+        clock: ClockPlan,
+        selftest: np.ndarray,
+        design_id: int = 0,
+        baud: int = DEFAULT_BAUD,
+    ) -> None:
+        if not isinstance(network, Network):
+            raise TypeError(f"network must be a Network, not {network!r}")
+        self.network = network
+        self.clock = clock
+        self.baud = baud
+        clk_hz = clock.f_mhz * 1e6
+        try:
+            self.divisor = uart_divisor(clk_hz, baud)
+        except ValueError as error:
+            raise ValueError(f"--baud {baud} at {clock.f_mhz:g} MHz: {error}") from None
+        self.link = HostLink.for_network(
+            network,
+            selftest=selftest,
+            timeout=max(1, round(clk_hz * LINK_TIMEOUT_S)),
+            design_id=design_id,
+        )
+        self.heartbeat_cycles = max(1, round(clk_hz / HEARTBEAT_HZ / 2))
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        clk_port = platform.request(platform.default_clk, dir="-")
+        m.submodules.clk_buffer = clk = io.Buffer("i", clk_port)
+        if self.clock.pll is not None:
+            locked = add_pll_domain(m, self.clock.pll, clk.i).lock
+        else:
+            m.domains.sync = ClockDomain()
+            m.d.comb += ClockSignal("sync").eq(clk.i)
+            locked = Const(1)
+
+        uart = platform.request("uart", 0)
+        m.submodules.uart_rx = rx = UARTRx(self.divisor)
+        m.submodules.uart_tx = tx = UARTTx(self.divisor)
+        m.submodules.link = link = self.link
+        m.submodules.core = core = self.network
+        m.d.comb += [rx.rx.eq(uart.rx.i), uart.tx.o.eq(tx.tx)]
+        wiring.connect(m, rx.o, link.rx)
+        wiring.connect(m, link.tx, tx.i)
+        wiring.connect(m, link.core_i, core.i)
+        wiring.connect(m, core.o, link.core_o)
+
+        beat = Signal()
+        timer = Signal(range(self.heartbeat_cycles))
+        with m.If(timer == 0):
+            m.d.sync += [timer.eq(self.heartbeat_cycles - 1), beat.eq(~beat)]
+        with m.Else():
+            m.d.sync += timer.eq(timer - 1)
+        status = [beat, locked, link.status.busy, link.status.error]
+        for led, value in zip(_leds(platform), status, strict=False):
+            m.d.comb += led.eq(value)
+        return m
