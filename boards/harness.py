@@ -18,17 +18,19 @@ from dataclasses import dataclass
 
 import numpy as np
 from amaranth.build import ResourceError
-from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Module, Signal
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
+from amaranth.lib.wiring import In, Out
 
 from boards.pll import PLLConfig, add_pll_domain, ecp5_pll
 from boards.protocol import DEFAULT_BAUD
 from boards.registry import Board
+from compiler.errors import OptionError
 from hw.host_link import HostLink
 from hw.network import Network
 from hw.uart import UARTRx, UARTTx, uart_divisor
 
-__all__ = ["BoardTop", "ClockPlan", "clock_plan"]
+__all__ = ["BoardTop", "ClockPlan", "Harness", "clock_plan"]
 
 LINK_TIMEOUT_S = 0.1  # a frame whose next byte does not come within this is abandoned
 HEARTBEAT_HZ = 1.5
@@ -48,14 +50,14 @@ def clock_plan(board: Board, requested_mhz: float) -> ClockPlan:
     """How ``board`` gets a clock of ``requested_mhz``: an ECP5 PLL from the oscillator (the
     nearest frequency its dividers give), or the oscillator itself on iCE40 boards."""
     if not requested_mhz > 0:
-        raise ValueError(f"the clock must be positive, not {requested_mhz!r} MHz")
+        raise OptionError(f"the clock must be positive, not {requested_mhz!r} MHz")
     if board.family == "ecp5":
         if abs(requested_mhz - board.clock_mhz) < 1e-9:
             return ClockPlan(requested_mhz, board.clock_mhz, None)
         pll = ecp5_pll(board.clock_mhz, requested_mhz)
         return ClockPlan(requested_mhz, pll.f_out_mhz, pll)
     if abs(requested_mhz - board.clock_mhz) > 1e-9:
-        raise ValueError(
+        raise OptionError(
             f"{board.name} runs at its {board.clock_mhz:g} MHz oscillator (no PLL support yet); "
             f"use --clock-mhz {board.clock_mhz:g}"
         )
@@ -63,70 +65,57 @@ def clock_plan(board: Board, requested_mhz: float) -> ClockPlan:
 
 
 def _leds(platform) -> list:
-    """The board's LED outputs, in resource order."""
+    """The board's LED ports, in resource order."""
     leds = []
     for name in ("led", "led_g", "led_r"):
         number = 0
         while True:
             try:
-                leds.append(platform.request(name, number).o)
+                leds.append(platform.request(name, number, dir="-"))
             except ResourceError:
                 break
             number += 1
     return leds
 
 
-class BoardTop(Elaboratable):
-    """The whole design for a board (see the module's documentation).
+class Harness(wiring.Component):
+    """Everything of the board top that runs in the design clock: UARTs, host link, network
+    core and LED logic. Ports: ``rx`` (the UART line from the host), ``tx`` (to the host),
+    ``leds`` (heartbeat, PLL locked from ``locked``, busy, error).
 
     ``selftest`` holds the quantised input vectors stored on chip for the SELFTEST command;
-    ``design_id`` is reported by PING. ``link`` and ``network`` stay reachable for simulation.
+    ``design_id`` is reported by PING; ``divisor`` is clock cycles per UART bit.
     """
 
     def __init__(
         self,
         network: Network,
         *,
-        clock: ClockPlan,
+        divisor: int,
         selftest: np.ndarray,
+        timeout: int | None,
         design_id: int = 0,
-        baud: int = DEFAULT_BAUD,
+        heartbeat_cycles: int = 1,
     ) -> None:
         if not isinstance(network, Network):
             raise TypeError(f"network must be a Network, not {network!r}")
         self.network = network
-        self.clock = clock
-        self.baud = baud
-        clk_hz = clock.f_mhz * 1e6
-        try:
-            self.divisor = uart_divisor(clk_hz, baud)
-        except ValueError as error:
-            raise ValueError(f"--baud {baud} at {clock.f_mhz:g} MHz: {error}") from None
+        self.divisor = divisor
         self.link = HostLink.for_network(
-            network,
-            selftest=selftest,
-            timeout=max(1, round(clk_hz * LINK_TIMEOUT_S)),
-            design_id=design_id,
+            network, selftest=selftest, timeout=timeout, design_id=design_id
         )
-        self.heartbeat_cycles = max(1, round(clk_hz / HEARTBEAT_HZ / 2))
+        self.heartbeat_cycles = heartbeat_cycles
+        super().__init__(
+            {"rx": In(1, init=1), "tx": Out(1, init=1), "locked": In(1, init=1), "leds": Out(4)}
+        )
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        clk_port = platform.request(platform.default_clk, dir="-")
-        m.submodules.clk_buffer = clk = io.Buffer("i", clk_port)
-        if self.clock.pll is not None:
-            locked = add_pll_domain(m, self.clock.pll, clk.i).lock
-        else:
-            m.domains.sync = ClockDomain()
-            m.d.comb += ClockSignal("sync").eq(clk.i)
-            locked = Const(1)
-
-        uart = platform.request("uart", 0)
         m.submodules.uart_rx = rx = UARTRx(self.divisor)
         m.submodules.uart_tx = tx = UARTTx(self.divisor)
         m.submodules.link = link = self.link
         m.submodules.core = core = self.network
-        m.d.comb += [rx.rx.eq(uart.rx.i), uart.tx.o.eq(tx.tx)]
+        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
         wiring.connect(m, rx.o, link.rx)
         wiring.connect(m, link.tx, tx.i)
         wiring.connect(m, link.core_i, core.i)
@@ -138,7 +127,56 @@ class BoardTop(Elaboratable):
             m.d.sync += [timer.eq(self.heartbeat_cycles - 1), beat.eq(~beat)]
         with m.Else():
             m.d.sync += timer.eq(timer - 1)
-        status = [beat, locked, link.status.busy, link.status.error]
-        for led, value in zip(_leds(platform), status, strict=False):
-            m.d.comb += led.eq(value)
+        m.d.comb += self.leds.eq(Cat(beat, self.locked, link.status.busy, link.status.error))
+        return m
+
+
+class BoardTop(Elaboratable):
+    """The whole design for a board (see the module's documentation): the clock (and PLL) and
+    the pins around a :class:`Harness`."""
+
+    def __init__(
+        self,
+        network: Network,
+        *,
+        clock: ClockPlan,
+        selftest: np.ndarray,
+        design_id: int = 0,
+        baud: int = DEFAULT_BAUD,
+    ) -> None:
+        self.clock = clock
+        self.baud = baud
+        clk_hz = clock.f_mhz * 1e6
+        try:
+            divisor = uart_divisor(clk_hz, baud)
+        except ValueError as error:
+            self._MustUse__silence = True  # never built, so never to be elaborated
+            raise ValueError(f"--baud {baud} at {clock.f_mhz:g} MHz: {error}") from None
+        self.harness = Harness(
+            network,
+            divisor=divisor,
+            selftest=selftest,
+            timeout=max(1, round(clk_hz * LINK_TIMEOUT_S)),
+            design_id=design_id,
+            heartbeat_cycles=max(1, round(clk_hz / HEARTBEAT_HZ / 2)),
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        clk_port = platform.request(platform.default_clk, dir="-")
+        m.submodules.clk_buffer = clk = io.Buffer("i", clk_port)
+        m.submodules.harness = harness = self.harness
+        if self.clock.pll is not None:
+            m.d.comb += harness.locked.eq(add_pll_domain(m, self.clock.pll, clk.i).lock)
+        else:
+            m.domains.sync = ClockDomain()
+            m.d.comb += ClockSignal("sync").eq(clk.i)
+
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [harness.rx.eq(rx.i), tx.o.eq(harness.tx)]
+        for n, led in enumerate(_leds(platform)[:4]):
+            m.submodules[f"led{n}_buffer"] = buffer = io.Buffer("o", led)
+            m.d.comb += buffer.o.eq(harness.leds[n])
         return m

@@ -21,7 +21,14 @@ from compiler.errors import CompilerError
 from compiler.execute import quantize_input
 from compiler.ir import Graph
 
-__all__ = ["HostDriver", "InferenceRun", "SerialTransport", "SimulatedBoard", "Transport"]
+__all__ = [
+    "HostDriver",
+    "InferenceRun",
+    "SerialTransport",
+    "SimulatedBoard",
+    "SimulatedTop",
+    "Transport",
+]
 
 
 class Transport(Protocol):
@@ -109,6 +116,92 @@ class SimulatedBoard:
         deadline = self.cycles + self.timeout_cycles
         while len(self._received) < size and self.cycles < deadline:
             self._sim.run_until((self.cycles + 256) * 1e-8)
+        out = bytes(self._received[:size])
+        del self._received[:size]
+        return out
+
+
+class SimulatedTop:
+    """The board's whole design below the pins (:class:`boards.harness.Harness`: UARTs, host
+    link, core, LEDs) in the Amaranth simulator, behind the byte interface of a serial port: each
+    byte written is sent on the ``rx`` line bit by bit (8N1, ``divisor`` cycles per bit) and the
+    ``tx`` line is decoded back into bytes by a UART receiver model written here."""
+
+    def __init__(
+        self,
+        network,
+        *,
+        selftest: np.ndarray,
+        divisor: int = 4,
+        link_timeout: int | None = 20_000,
+        design_id: int = 0,
+        timeout_cycles: int = 400_000,
+    ):
+        from amaranth.sim import Simulator
+
+        from boards.harness import Harness
+
+        self.harness = Harness(
+            network,
+            divisor=divisor,
+            selftest=selftest,
+            timeout=link_timeout,
+            design_id=design_id,
+            heartbeat_cycles=1000,
+        )
+        self.divisor = divisor
+        self._pending: deque[int] = deque()
+        self._received = bytearray()
+        self.cycles = 0
+        self.timeout_cycles = timeout_cycles
+        self.framing_errors = 0
+        self._sim = Simulator(self.harness)
+        self._sim.add_clock(1e-8)
+        self._sim.add_testbench(self._send, background=True)
+        self._sim.add_testbench(self._receive, background=True)
+        self._sim.add_testbench(self._count, background=True)
+
+    async def _count(self, ctx):
+        while True:
+            await ctx.tick()
+            self.cycles += 1
+
+    async def _send(self, ctx):
+        line = self.harness.rx
+        ctx.set(line, 1)
+        while True:
+            if not self._pending:
+                await ctx.tick()
+                continue
+            byte = self._pending.popleft()
+            for bit in [0, *((byte >> k) & 1 for k in range(8)), 1]:  # start, data LSB first, stop
+                ctx.set(line, bit)
+                await ctx.tick().repeat(self.divisor)
+
+    async def _receive(self, ctx):
+        line = self.harness.tx
+        while True:
+            await ctx.tick()
+            if ctx.get(line):
+                continue
+            # a start bit: sample each bit in its middle
+            await ctx.tick().repeat(self.divisor // 2)
+            bits = []
+            for _ in range(9):
+                await ctx.tick().repeat(self.divisor)
+                bits.append(ctx.get(line))
+            if bits[8]:
+                self._received.append(sum(b << k for k, b in enumerate(bits[:8])))
+            else:
+                self.framing_errors += 1
+
+    def write(self, data: bytes) -> None:
+        self._pending.extend(data)
+
+    def read(self, size: int) -> bytes:
+        deadline = self.cycles + self.timeout_cycles
+        while len(self._received) < size and self.cycles < deadline:
+            self._sim.run_until((self.cycles + 1024) * 1e-8)
         out = bytes(self._received[:size])
         del self._received[:size]
         return out

@@ -14,6 +14,9 @@ from compiler.errors import OptionError
 __all__ = ["BOARDS", "Board", "get_board"]
 
 
+DEFAULT_ECP5_CLOCK_MHZ = 100.0
+
+
 @dataclass(frozen=True)
 class Board:
     name: str
@@ -25,6 +28,16 @@ class Board:
     lut: int  # 4-input LUTs
     ebr: int  # block RAMs (ECP5 DP16KD, 18 Kb; iCE40 4 Kb)
     clock_mhz: float  # board oscillator
+    platform: str  # the amaranth-boards platform class, "module:Class"
+    default_clock_mhz: float  # the design clock `build` aims for unless told otherwise
+    loader_board: str  # openFPGALoader's name for the board (-b)
+
+    def make_platform(self):
+        """An instance of the board's Amaranth platform."""
+        import importlib
+
+        module, name = self.platform.split(":")
+        return getattr(importlib.import_module(module), name)()
 
 
 BOARDS = {
@@ -36,10 +49,13 @@ BOARDS = {
             "ecp5",
             "LFE5U-12F",
             "CABGA381",
+            platform="amaranth_boards.ulx3s:ULX3S_12F_Platform",
             dsp=28,
             lut=12_000,
             ebr=32,
             clock_mhz=25.0,
+            default_clock_mhz=DEFAULT_ECP5_CLOCK_MHZ,
+            loader_board="ulx3s",
         ),
         Board(
             "ulx3s-25f",
@@ -47,10 +63,13 @@ BOARDS = {
             "ecp5",
             "LFE5U-25F",
             "CABGA381",
+            platform="amaranth_boards.ulx3s:ULX3S_25F_Platform",
             dsp=28,
             lut=24_288,
             ebr=56,
             clock_mhz=25.0,
+            default_clock_mhz=DEFAULT_ECP5_CLOCK_MHZ,
+            loader_board="ulx3s",
         ),
         Board(
             "ulx3s-45f",
@@ -58,10 +77,13 @@ BOARDS = {
             "ecp5",
             "LFE5U-45F",
             "CABGA381",
+            platform="amaranth_boards.ulx3s:ULX3S_45F_Platform",
             dsp=72,
             lut=43_848,
             ebr=108,
             clock_mhz=25.0,
+            default_clock_mhz=DEFAULT_ECP5_CLOCK_MHZ,
+            loader_board="ulx3s",
         ),
         Board(
             "ulx3s-85f",
@@ -69,10 +91,13 @@ BOARDS = {
             "ecp5",
             "LFE5U-85F",
             "CABGA381",
+            platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
             dsp=156,
             lut=83_640,
             ebr=208,
             clock_mhz=25.0,
+            default_clock_mhz=DEFAULT_ECP5_CLOCK_MHZ,
+            loader_board="ulx3s",
         ),
         Board(
             "icebreaker",
@@ -80,10 +105,13 @@ BOARDS = {
             "ice40",
             "up5k",
             "sg48",
+            platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
             dsp=8,
             lut=5_280,
             ebr=30,
             clock_mhz=12.0,
+            default_clock_mhz=12.0,
+            loader_board="icebreaker",
         ),
     )
 }

@@ -125,6 +125,8 @@ def build_core(
             f"{board.dsp} or a larger board"
         )
     timings: dict[str, float] = {}
+    for stale in ("top.bit", "top.bin"):  # an earlier build's, which this report won't describe
+        (out_dir / stale).unlink(missing_ok=True)
 
     def step(name: str, run):
         progress(f"[{name}] ...")

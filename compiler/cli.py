@@ -289,11 +289,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     out_dir = args.out or default_out_dir(args.model, board.name)
     check_bits("--act-bits", args.act_bits)
     check_bits("--weight-bits", args.weight_bits)
-    if not args.no_synth:
-        raise OptionError(
-            "synthesis to a bitstream is not available in this version; run with --no-synth "
-            "to get the verified core's Verilog, manifest and report"
-        )
+    if args.no_synth and (args.clock_mhz is not None or args.netlist_sim):
+        raise OptionError("--clock-mhz and --netlist-sim need synthesis; drop --no-synth")
+    if args.netlist_sim < 0:
+        raise OptionError(f"--netlist-sim must be 0 or more vectors, not {args.netlist_sim}")
+    if args.clock_mhz is not None and not args.clock_mhz > 0:
+        raise OptionError(f"--clock-mhz must be positive, not {args.clock_mhz}")
     print(f"building {args.model} for {board.name} ({board.description}) into {out_dir}/")
     result = _build_core(args, board, out_dir)
     q, lowered = result.quantized, result.lowered
@@ -333,7 +334,56 @@ def cmd_build(args: argparse.Namespace) -> int:
         )
     for line in _format_table(rows, right={2, 3, 4, 5}):
         print(f"    {line}")
-    print(f"  wrote {result.verilog}, {out_dir / 'manifest.json'}, {out_dir / 'report.json'}")
+    if args.no_synth:
+        print(f"  wrote {result.verilog}, {out_dir / 'manifest.json'}, {out_dir / 'report.json'}")
+        return 0
+    print()
+    from compiler.bitstream import build_bitstream
+
+    try:
+        built = build_bitstream(
+            result,
+            board=board,
+            clock_mhz=args.clock_mhz,
+            seed=args.seed,
+            netlist_vectors=args.netlist_sim,
+            progress=lambda line: print(f"  {line}"),
+        )
+    except ValueError as exc:  # a clock the PLL cannot make, a baud rate the clock cannot
+        raise OptionError(str(exc)) from None
+    synth, rate = built.synth, built.throughput
+    used = synth["utilization"]
+    rows = [["resource", "used", "available", "estimate"]]
+    for cell, key in (
+        ("MULT18X18D", "dsp"),
+        ("TRELLIS_COMB", "lut"),
+        ("TRELLIS_FF", "ff"),
+        ("DP16KD", "ebr"),
+        ("ICESTORM_DSP", "dsp"),
+        ("ICESTORM_LC", "lut"),
+        ("ICESTORM_RAM", "ebr"),
+    ):
+        if cell in used:
+            rows.append(
+                [
+                    cell,
+                    f"{used[cell]['used']:,}",
+                    f"{used[cell]['available']:,}",
+                    f"{synth['estimate'][key]:,}",
+                ]
+            )
+    print()
+    for line in _format_table(rows, right={1, 2, 3}):
+        print(f"    {line}")
+    print(
+        f"  clock {synth['clock_mhz']:g} MHz met (Fmax {synth['fmax_mhz']:.1f} MHz): "
+        f"{rate['inferences_per_s']:,.0f} inferences/s, {rate['macs_per_s'] / 1e9:.2f} GMAC/s, "
+        f"latency {rate['latency_us']:.2f} us"
+    )
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in synth["time_per_step_s"].items())
+    print(f"  time: {steps}")
+    print(f"  wrote {built.bitstream} and {out_dir / 'report.json'}")
+    print(f"  flash it with: python -m compiler flash {out_dir}")
     return 0
 
 
@@ -472,6 +522,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_flash(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from boards.tools import find_tool
+
+    manifest_path = args.dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise OptionError(
+            f"{args.dir} has no manifest.json; build first (python -m compiler build)"
+        )
+    manifest = json.loads(manifest_path.read_text())
+    board_info = manifest.get("board")
+    if not board_info:
+        raise OptionError(
+            f"{args.dir} holds no bitstream build (it was built with --no-synth?); run "
+            "python -m compiler build MODEL --board B first"
+        )
+    board = get_board(board_info["board"])
+    bitstream = args.dir / ("top.bit" if board.family == "ecp5" else "top.bin")
+    if not bitstream.is_file():
+        raise OptionError(f"{bitstream} is missing; the last build did not finish; rebuild")
+    command = [find_tool("OPENFPGALOADER"), "-b", board.loader_board]
+    if args.write_flash:
+        command.append("-f")
+    command.append(str(bitstream))
+    where = "configuration flash" if args.write_flash else "SRAM (lost at power-off)"
+    print(f"loading {bitstream} into the {board.name}'s {where}: {' '.join(command)}")
+    status = subprocess.run(command).returncode
+    if status != 0:
+        raise OptionError(
+            f"openFPGALoader failed (exit status {status}): is the {board.name} plugged in, and "
+            "may this user open its USB device (udev rules, or run as root)?"
+        )
+    print(
+        f"done; talk to it with: python -m compiler run {args.dir} --port /dev/ttyUSB0 "
+        "--input X.npy"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m compiler",
@@ -514,11 +604,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser(
         "build",
-        help="quantise and lower to the network core; emit Verilog, manifest and report",
+        help="compile the model to a bitstream for a board (or to the core's Verilog)",
         description="Quantise the model, fold it onto the board's multiplier budget (the fastest "
         "II that fits, or --target-ii), generate the streaming core in Amaranth and write "
-        "DIR/core.v, DIR/manifest.json (formats, weights, stream interface) and DIR/report.json "
-        "up to the 'hardware' section.",
+        "DIR/core.v, DIR/manifest.json (formats, weights, stream interface) and DIR/report.json. "
+        "Then, unless --no-synth: check the estimate against the board, simulate the core "
+        "against the golden model, wrap it in the board harness (PLL, UART host link with "
+        "self-test, LEDs), run Yosys, nextpnr and the packer (YoWASP builds unless YOSYS, "
+        "NEXTPNR_ECP5, ECPPACK, ... are set) and write DIR/top.bit with the 'synth' and "
+        "'throughput' sections of the report. A design that misses timing or differs from the "
+        "golden model leaves no bitstream.",
     )
     add_model_options(build)
     add_quant_options(build)
@@ -526,7 +621,23 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--no-synth",
         action="store_true",
-        help="stop after the core's Verilog (required in this version)",
+        help="stop after the core's Verilog, manifest and report (no Yosys/nextpnr)",
+    )
+    build.add_argument(
+        "--clock-mhz",
+        type=float,
+        metavar="F",
+        help="design clock (default: the board's, 100 MHz on the ULX3S; the PLL's nearest "
+        "frequency is used and reported)",
+    )
+    build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    build.add_argument(
+        "--netlist-sim",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also simulate the synthesised netlist of the core (ECP5 cell models, Icarus) on N "
+        "vectors against the golden model (slow: minutes for the 85F core; default 0, off)",
     )
     add_output_options(build)
     build.set_defaults(run=cmd_build)
@@ -560,6 +671,20 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0, help="seed of stalls and random vectors")
     add_output_options(sim)
     sim.set_defaults(run=cmd_sim)
+
+    flash = commands.add_parser(
+        "flash",
+        help="load a built bitstream onto the board (openFPGALoader)",
+        description="Load DIR's bitstream onto the board it was built for with openFPGALoader "
+        "(into SRAM unless --write-flash). Set OPENFPGALOADER to use another executable.",
+    )
+    flash.add_argument("dir", type=Path, metavar="DIR", help="build directory (with top.bit)")
+    flash.add_argument(
+        "--write-flash",
+        action="store_true",
+        help="write the configuration flash (kept over power cycles) instead of SRAM",
+    )
+    flash.set_defaults(run=cmd_flash)
 
     run = commands.add_parser(
         "run",

@@ -44,3 +44,7 @@ class FitError(CompilerError):
 
 class SimulationMismatch(CompilerError):
     """The simulated hardware differs from the golden model."""
+
+
+class TimingError(CompilerError):
+    """The placed and routed design misses its clock."""

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -308,7 +308,9 @@ class FactorStage(wiring.Component):
         out_shape = _shape(self._out_format)
 
         # ---- input buffer and issue control -------------------------------------------------
-        x_buf = Signal(data.ArrayLayout(in_shape, f.q))
+        # datapath registers have no reset (only the control does): a reset net reaching every
+        # flip-flop would be the largest net of the design and constrain packing
+        x_buf = Signal(data.ArrayLayout(in_shape, f.q), reset_less=True)
         full = Signal()  # x_buf holds a vector with steps still to issue
         step = Signal(range(ii))
         last_step = step == ii - 1
@@ -334,7 +336,7 @@ class FactorStage(wiring.Component):
 
         # pipeline copies of the valid bit and the step
         valid = [full] + [Signal(name=f"v{n}") for n in range(1, 4)]
-        steps = [step] + [Signal(range(ii), name=f"step{n}") for n in range(1, 4)]
+        steps = [step] + [Signal(range(ii), name=f"step{n}", reset_less=True) for n in range(1, 4)]
         for n in range(1, 4):
             m.d.sync += [valid[n].eq(valid[n - 1]), steps[n].eq(steps[n - 1])]
 
@@ -364,8 +366,8 @@ class FactorStage(wiring.Component):
         # the index of its input among the few elements its chunk reads; the word for the
         # next step is prefetched, so the ROM adds no latency. A fully parallel stage (II = 1)
         # is plain wiring to constants.
-        a_reg = [Signal(in_shape, name=f"a{mu}") for mu in range(mults)]
-        b_reg = [Signal(w_shape, name=f"b{mu}") for mu in range(mults)]
+        a_reg = [Signal(in_shape, name=f"a{mu}", reset_less=True) for mu in range(mults)]
+        b_reg = [Signal(w_shape, name=f"b{mu}", reset_less=True) for mu in range(mults)]
         plans = []  # per multiplier: its sources, and per step (weight, source index)
         for mu in range(mults):
             ks = [mu * ii + j for j in range(ii) if mu * ii + j < products]
@@ -420,9 +422,9 @@ class FactorStage(wiring.Component):
                                     m.d.sync += a_reg[mu].eq(x_buf[col])
 
         # ---- products and accumulators ------------------------------------------------------
-        acc = [Signal(acc_shape, name=f"acc{mu}") for mu in range(mults)]
+        acc = [Signal(acc_shape, name=f"acc{mu}", reset_less=True) for mu in range(mults)]
         for mu in range(mults):
-            product = Signal((a_reg[mu] * b_reg[mu]).shape(), name=f"p{mu}")
+            product = Signal((a_reg[mu] * b_reg[mu]).shape(), name=f"p{mu}", reset_less=True)
             m.d.sync += product.eq(a_reg[mu] * b_reg[mu])
             starts, inits = {}, {}
             for row, j0, _ in runs[mu]:
@@ -443,12 +445,15 @@ class FactorStage(wiring.Component):
         # the sums are added (a registered tree) and requantised into the vector's slot, which
         # then counts as full. The credit counter guarantees the slot is free (see above).
         depth = self.queue_depth
-        slots = [Signal(data.ArrayLayout(out_shape, f.p), name=f"slot{n}") for n in range(depth)]
+        slots = [
+            Signal(data.ArrayLayout(out_shape, f.p), name=f"slot{n}", reset_less=True)
+            for n in range(depth)
+        ]
         w_ptr, r_ptr = Signal(range(depth)), Signal(range(depth))
         count = Signal(range(depth + 1))
         last3 = valid[3] & (steps[3] == ii - 1)
         done = [Signal(name="done1"), Signal(name="done2")]
-        done_ptr = [Signal(range(depth), name="done_ptr1"), Signal(range(depth), name="done_ptr2")]
+        done_ptr = [Signal(range(depth), name=f"done_ptr{n}", reset_less=True) for n in (1, 2)]
         m.d.sync += [done[0].eq(last3), done[1].eq(done[0]), done_ptr[1].eq(done_ptr[0])]
         with m.If(last3):
             m.d.sync += [done_ptr[0].eq(w_ptr), w_ptr.eq(Mux(w_ptr == depth - 1, 0, w_ptr + 1))]
@@ -467,14 +472,14 @@ class FactorStage(wiring.Component):
                 if len(chunks[row]) == 1:
                     write(row, y_mu, w_ptr, finished)
                 else:
-                    part = Signal(acc_shape, name=f"part{row}_{mu}")
+                    part = Signal(acc_shape, name=f"part{row}_{mu}", reset_less=True)
                     with m.If(finished):
                         m.d.sync += part.eq(acc[mu])
                     partials.setdefault(row, []).append(part)
         for row, parts in partials.items():
             while len(parts) > 1:  # a balanced adder tree, one level of logic per pair
                 parts = [sum(parts[k : k + 2]) for k in range(0, len(parts), 2)]
-            total = Signal(acc_shape, name=f"total{row}")
+            total = Signal(acc_shape, name=f"total{row}", reset_less=True)
             with m.If(done[0]):
                 m.d.sync += total.eq(parts[0])
             write(row, self._requantize(m, total, f"y{row}"), done_ptr[1], done[1])

