@@ -14,7 +14,7 @@ from compiler.errors import OptionError
 __all__ = ["BOARDS", "Board", "get_board"]
 
 
-DEFAULT_ECP5_CLOCK_MHZ = 100.0
+DEFAULT_ECP5_CLOCK_MHZ = 37.5
 
 
 @dataclass(frozen=True)
