@@ -64,15 +64,17 @@ def _run_logged(
     """Run ``command`` in ``cwd``, write its output to ``cwd/log_name`` as it comes and hand
     each line to ``on_line``. Returns the exit status and the whole output."""
     lines: list[str] = []
-    with (cwd / log_name).open("w") as log:
-        process = subprocess.Popen(
+    with (
+        (cwd / log_name).open("w") as log,
+        subprocess.Popen(
             command,
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-        )
+        ) as process,
+    ):
         try:
             assert process.stdout is not None
             for line in process.stdout:
@@ -82,7 +84,6 @@ def _run_logged(
                     on_line(line.rstrip("\n"))
         except BaseException:
             process.kill()
-            process.wait()
             raise
         status = process.wait()
     return status, "".join(lines)

@@ -45,8 +45,8 @@ __all__ = [
 SELFTEST_VECTORS = 32  # input vectors stored on chip for the SELFTEST command
 CHECK_VECTORS = 16  # vectors of the quick RTL simulation before synthesis
 # the harness around the core (UARTs, host link with its self-test ROM and checksum, PLL, LEDs),
-# from Yosys synth_ecp5 of the digits builds
-HARNESS_ESTIMATE = {"lut": 1500, "ff": 1000, "ebr": 2}
+# measured: an ECP5 build of a small model with the harness, minus the estimate of its core
+HARNESS_ESTIMATE = {"lut": 1000, "ff": 450, "ebr": 1}
 
 
 def bitstream_name(board: Board) -> str:
@@ -81,11 +81,14 @@ def check_fit(result: BuildResult, board: Board) -> dict[str, int]:
     suggestion = None
     for candidate in range(min(budget, board.dsp) - 1, stages - 1, -1):
         lowered = lower(graph, budget=candidate)
+        lowered.discard()
         if not _misfits(_estimate(lowered), board):
             suggestion = f"--dsp-budget {candidate} fits (II {lowered.ii} cycles)"
             break
     if suggestion is None:
-        smallest = _estimate(lower(graph, budget=stages))
+        smallest_design = lower(graph, budget=stages)
+        smallest_design.discard()
+        smallest = _estimate(smallest_design)
         suggestion = (
             f"no DSP budget fits: even with one multiplier per stage it needs an estimated "
             f"{smallest['lut']:,} LUT4s and {smallest['ebr']} EBRs; use a larger board "
@@ -175,7 +178,11 @@ def build_bitstream(
         progress(f"[{name}] done in {seconds[name]:.1f} s")
         return value
 
-    estimate = step("fit", lambda: check_fit(result, board))
+    try:
+        estimate = step("fit", lambda: check_fit(result, board))
+    except FitError:
+        result.lowered.discard()
+        raise
     clock = clock_plan(board, board.default_clock_mhz if clock_mhz is None else clock_mhz)
     graph = result.quantized.graph
     check = step(

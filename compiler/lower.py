@@ -56,6 +56,13 @@ class Lowered:
     def multiplier_efficiency(self) -> float:
         return sum(p.macs for p in self.plans) / (self.ii * self.network.multipliers)
 
+    def discard(self) -> None:
+        """Mark a network that will never be elaborated (one only estimated, or one whose build
+        stopped early) so that Amaranth does not warn that it was created but never used."""
+        net = self.network
+        for part in (net, net.deserializer, net.serializer, *net.stages):
+            part._MustUse__silence = True
+
 
 def _per_beat(length: int, ii: int) -> int:
     """Elements per beat so that a vector's beats never take longer than the core's II."""

@@ -157,7 +157,11 @@ def test_build_no_synth_writes_core_manifest_and_report(tiny_model, tmp_path, ca
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ([], "synthesis to a bitstream is not available in this version; run with --no-synth"),
+        (
+            ["--no-synth", "--clock-mhz", "50"],
+            "--clock-mhz and --netlist-sim need synthesis; drop --no-synth",
+        ),
+        (["--netlist-sim", "-1"], "--netlist-sim must be 0 or more vectors, not -1"),
         (["--no-synth", "--board", "de10"], "--board must be one of ulx3s-12f, ulx3s-25f"),
         (
             ["--no-synth", "--board", "icebreaker", "--dsp-budget", "9"],
@@ -251,3 +255,38 @@ def test_run_on_the_simulated_board_matches_the_golden_model(tiny_model, tmp_pat
     assert "self-test: checksum 0x" in text
     assert main(["run", str(tmp_path), "--port", "sim", "--input", "x.npy"]) == 2
     assert "has no manifest.json; build first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("board", "message"),
+    [
+        ("ulx3s-12f", "the design does not fit ulx3s-12f: it needs an estimated "),
+        ("icebreaker", "the design does not fit icebreaker: it needs an estimated "),
+    ],
+)
+def test_digits_debut_does_not_fit_the_small_boards(tmp_path, capsys, board, message):
+    """The fit check runs before any synthesis and names what would fit; nothing that looks like
+    a bitstream is left behind."""
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "top.bit").write_text("from an earlier build")
+    model = ROOT / "examples" / "digits_debut.pt"
+    assert main(["build", str(model), "--board", board, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "no DSP budget fits" in err and "use a larger board" in err
+    assert not (out / "top.bit").exists() and not (out / "top.bin").exists()
+    report = json.loads((out / "report.json").read_text())
+    assert report["synth"] is None and report["artifacts"]["bitstream"] is None
+
+
+def test_flash_needs_a_bitstream_build(tiny_model, tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "cal.npz", X=rng.standard_normal((40, 8)))
+    out = tmp_path / "b"
+    args = ["build", str(tiny_model), "--calib", str(tmp_path / "cal.npz"), "--out", str(out)]
+    assert main([*args, "--no-synth"]) == 0
+    assert main(["flash", str(out)]) == 2
+    assert "holds no bitstream build" in capsys.readouterr().err
+    assert main(["flash", str(tmp_path / "nowhere")]) == 2
+    assert "has no manifest.json" in capsys.readouterr().err

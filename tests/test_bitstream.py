@@ -1,0 +1,85 @@
+"""Real board builds (synth tier): Yosys, nextpnr and the packer through `build`, the estimate held
+against what the tools used, the synthesised netlist simulated against the golden model, and a
+missed clock leaving no bitstream. A small model keeps the tier to a few minutes; the digits
+builds are measured by `bench/` (see README)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from compiler.cli import main
+from tests.test_cli import tiny_model  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.synth
+
+
+@pytest.fixture
+def calib(tmp_path):
+    rng = np.random.default_rng(2)
+    path = tmp_path / "cal.npz"
+    np.savez(path, X=rng.standard_normal((40, 8)), y=rng.integers(0, 3, 40))
+    return path
+
+
+def _build(model, calib, out, *extra):
+    return main(["build", str(model), "--calib", str(calib), "--out", str(out), *extra])
+
+
+def test_ulx3s_12f_build_matches_estimate_and_netlist(tiny_model, calib, tmp_path):  # noqa: F811
+    out = tmp_path / "b12"
+    assert (
+        _build(
+            tiny_model,
+            calib,
+            out,
+            "--board",
+            "ulx3s-12f",
+            "--dsp-budget",
+            "8",
+            "--netlist-sim",
+            "20",
+        )
+        == 0
+    )
+    bitstream = out / "top.bit"
+    assert bitstream.stat().st_size > 100_000
+    report = json.loads((out / "report.json").read_text())
+    synth, estimate = report["synth"], report["synth"]["estimate"]
+    used = {cell: v["used"] for cell, v in synth["utilization"].items()}
+    assert synth["timing_met"] and synth["fmax_mhz"] >= synth["clock_mhz"] == 37.5
+    assert used["MULT18X18D"] == estimate["dsp"] == report["hardware"]["multipliers"] == 8
+    assert abs(used.get("DP16KD", 0) - estimate["ebr"]) <= 1
+    assert used["TRELLIS_COMB"] == pytest.approx(estimate["lut"], rel=0.25)
+    assert used["TRELLIS_FF"] == pytest.approx(estimate["ff"], rel=0.25)
+    assert used["TRELLIS_COMB"] <= 12_000  # the 12F's own budget, not the 25F die it shares
+    assert synth["netlist_check"]["mismatches"] == 0 and synth["netlist_check"]["vectors"] == 20
+    assert report["artifacts"]["bitstream"] == str(bitstream)
+    assert report["throughput"]["inferences_per_s"] == pytest.approx(
+        37.5e6 / report["hardware"]["ii_cycles"]
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["board"]["board"] == "ulx3s-12f"
+    assert manifest["board"]["selftest"]["vectors"] == 32
+
+
+def test_icebreaker_build(tiny_model, calib, tmp_path):  # noqa: F811
+    out = tmp_path / "ice"
+    assert _build(tiny_model, calib, out, "--board", "icebreaker") == 0
+    assert (out / "top.bin").stat().st_size > 50_000
+    synth = json.loads((out / "report.json").read_text())["synth"]
+    assert synth["timing_met"] and synth["clock_mhz"] == 12.0
+    assert synth["utilization"]["ICESTORM_DSP"]["used"] == 8
+
+
+def test_missed_clock_is_an_error_and_leaves_no_bitstream(tiny_model, calib, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "fast"
+    code = _build(
+        tiny_model, calib, out, "--board", "ulx3s-25f", "--dsp-budget", "8", "--clock-mhz", "250"
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "timing not met" in err and "of the 250 MHz asked" in err and "--clock-mhz" in err
+    assert not (out / "top.bit").exists()
+    synth = json.loads((out / "report.json").read_text())["synth"]
+    assert synth["timing_met"] is False and 0 < synth["fmax_mhz"] < 250
