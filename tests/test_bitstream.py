@@ -1,7 +1,7 @@
 """Real board builds (synth tier): Yosys, nextpnr and the packer through `build`, the estimate held
 against what the tools used, the synthesised netlist simulated against the golden model, and a
-missed clock leaving no bitstream. A small model keeps the tier to a few minutes; the digits
-builds are measured by `bench/` (see README)."""
+missed clock leaving no bitstream. A small model keeps the tier to about a minute; the digits
+model's ULX3S build is the README's main job (many minutes of place and route)."""
 
 import json
 
