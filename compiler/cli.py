@@ -627,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--clock-mhz",
         type=float,
         metavar="F",
-        help="design clock (default: the board's, 100 MHz on the ULX3S; the PLL's nearest "
+        help="design clock (default: the board's, 37.5 MHz on the ULX3S; the PLL's nearest "
         "frequency is used and reported)",
     )
     build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
