@@ -479,16 +479,22 @@ def cmd_boards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _built_manifest(build_dir: Path) -> Path:
+    """``build_dir/manifest.json``, or a clear error when nothing was built there."""
+    path = build_dir / "manifest.json"
+    if not path.is_file():
+        raise OptionError(
+            f"{build_dir} has no manifest.json; build first (python -m compiler build MODEL)"
+        )
+    return path
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from boards.host import HostDriver, SerialTransport, SimulatedBoard
     from compiler.lower import lower
     from compiler.manifest import read_manifest
 
-    manifest_path = args.dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise OptionError(
-            f"{args.dir} has no manifest.json; build first (python -m compiler build MODEL)"
-        )
+    manifest_path = _built_manifest(args.dir)
     graph = read_manifest(manifest_path)
     options = json.loads(manifest_path.read_text()).get("options") or {}
     try:
@@ -527,11 +533,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
 
     from boards.tools import find_tool
 
-    manifest_path = args.dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise OptionError(
-            f"{args.dir} has no manifest.json; build first (python -m compiler build)"
-        )
+    manifest_path = _built_manifest(args.dir)
     manifest = json.loads(manifest_path.read_text())
     board_info = manifest.get("board")
     if not board_info:
