@@ -9,6 +9,8 @@ PLL is used with feedback from its CLKOP output, so (Lattice FPGA-TN-02200, ECP5
   ``f_out = f_pfd * CLKFB_DIV >= f_pfd`` leaves 10..400 MHz;
 - ``CLKI_DIV`` and ``CLKOP_DIV`` are 1..128, ``CLKFB_DIV`` 1..80.
 
+The PFD, VCO and output ranges are applied with a relative slack of ``RANGE_SLACK`` (1 ppm).
+
 :class:`ECP5PLL` instantiates ``EHXPLLL`` with those dividers (parameter names as in Yosys's ECP5
 ``cells_bb.v``, loop-filter attributes as nextpnr/Trellis read them) and exposes ``LOCK``;
 :func:`add_pll_domain` drives a clock domain from it, held in reset until the PLL locks.
@@ -35,6 +37,7 @@ __all__ = [
     "F_PFD_RANGE_MHZ",
     "F_VCO_RANGE_MHZ",
     "PLLConfig",
+    "RANGE_SLACK",
     "add_pll_domain",
     "ecp5_pll",
 ]
@@ -48,6 +51,10 @@ CLKFB_DIV_RANGE = (1, 80)
 CLKOP_DIV_RANGE = (1, 128)
 # largest relative error between the requested and the produced clock that ecp5_pll accepts
 DEFAULT_TOLERANCE = 0.005
+# relative slack on the PFD, VCO and output ranges: a phase detector at 9.99999999999999 MHz (from
+# a reference given as 49.99999999999994 MHz) is a 10 MHz one; the datasheet limits are not that
+# precise, and float inputs should not land on either side of a limit by rounding
+RANGE_SLACK = Fraction(1, 10**6)
 
 # loop filter settings nextpnr writes to the bitstream (the values Trellis's ecppll emits for a
 # CLKOP-feedback PLL)
@@ -112,6 +119,10 @@ def _exact(value: float) -> Fraction:
     return Fraction(repr(float(value)))
 
 
+def _widened(lo: float, hi: float) -> tuple[Fraction, Fraction]:
+    return Fraction(lo) * (1 - RANGE_SLACK), Fraction(hi) * (1 + RANGE_SLACK)
+
+
 def ecp5_pll(
     f_in_mhz: float, f_out_mhz: float, *, tolerance: float = DEFAULT_TOLERANCE
 ) -> PLLConfig:
@@ -145,6 +156,9 @@ def ecp5_pll(
     f_in, target = _exact(f_in_mhz), _exact(f_out_mhz)
     vco_lo, vco_hi = (Fraction(f) for f in F_VCO_RANGE_MHZ)
     vco_mid = (vco_lo + vco_hi) / 2
+    vco_lo, vco_hi = _widened(vco_lo, vco_hi)
+    pfd_lo, pfd_hi = _widened(*F_PFD_RANGE_MHZ)
+    out_lo, out_hi = _widened(*F_OUT_RANGE_MHZ)
     best_key, best = None, None
     for clki_div in range(CLKI_DIV_RANGE[0], CLKI_DIV_RANGE[1] + 1):
         f_pfd = f_in / clki_div

@@ -36,14 +36,14 @@ def brute_force(f_in: float, target: float) -> list[tuple[int, int, int, float, 
     f_pfd = f_in / i
     f_out = f_pfd * fb
     f_vco = f_out * op
-    eps = 1e-9
+    lo, hi = 1 - 1e-6, 1 + 1e-6  # the 1 ppm slack ecp5_pll gives every range
     valid = (
-        (f_pfd >= 10 - eps)
-        & (f_pfd <= 400 + eps)
-        & (f_out >= 3.125 - eps)
-        & (f_out <= 400 + eps)
-        & (f_vco >= 400 - eps)
-        & (f_vco <= 800 + eps)
+        (f_pfd >= 10 * lo)
+        & (f_pfd <= 400 * hi)
+        & (f_out >= 10 * lo)
+        & (f_out <= 400 * hi)
+        & (f_vco >= 400 * lo)
+        & (f_vco <= 800 * hi)
     )
     error = np.where(valid, np.abs(f_out - target), np.inf)
     best = error.min()
@@ -62,9 +62,10 @@ def assert_valid(config: PLLConfig, f_in: float) -> None:
     assert config.f_pfd_mhz == pytest.approx(f_in / config.clki_div, rel=1e-12)
     assert config.f_out_mhz == pytest.approx(f_in * config.clkfb_div / config.clki_div, rel=1e-12)
     assert config.f_vco_mhz == pytest.approx(config.f_out_mhz * config.clkop_div, rel=1e-12)
-    assert config.f_pfd_mhz * (1 + 1e-12) >= 10 and config.f_pfd_mhz <= 400 * (1 + 1e-12)
-    assert config.f_vco_mhz * (1 + 1e-12) >= 400 and config.f_vco_mhz <= 800 * (1 + 1e-12)
-    assert 3.125 <= config.f_out_mhz <= 400 * (1 + 1e-12)
+    lo, hi = 1 - 1e-6, 1 + 1e-6  # ecp5_pll's 1 ppm slack on every range
+    assert 10 * lo <= config.f_pfd_mhz <= 400 * hi
+    assert 400 * lo <= config.f_vco_mhz <= 800 * hi
+    assert 10 * lo <= config.f_out_mhz <= 400 * hi
     assert (config.clkop_cphase, config.clkop_fphase) == (config.clkop_div - 1, 0)
 
 
@@ -178,6 +179,14 @@ def test_reference_out_of_range(f_in):
 def test_bad_tolerance(tolerance):
     with pytest.raises(ValueError, match=r"^tolerance must be in \[0, 1\), not "):
         ecp5_pll(25, 100, tolerance=tolerance)
+
+
+def test_reference_a_few_ulps_below_a_range_limit():
+    # 49.99999999999994 / 5 is a hair under the phase detector's 10 MHz: within the slack
+    config = ecp5_pll(49.99999999999994, 10)
+    assert_valid(config, 49.99999999999994)
+    assert (config.clki_div, config.clkfb_div) == (5, 1)
+    assert config.f_out_mhz == pytest.approx(10, rel=1e-12)
 
 
 def test_config_is_frozen():
