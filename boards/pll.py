@@ -36,8 +36,8 @@ __all__ = [
     "F_OUT_RANGE_MHZ",
     "F_PFD_RANGE_MHZ",
     "F_VCO_RANGE_MHZ",
-    "PLLConfig",
     "RANGE_SLACK",
+    "PLLConfig",
     "add_pll_domain",
     "ecp5_pll",
 ]

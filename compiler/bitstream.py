@@ -315,6 +315,8 @@ def build_bitstream(
     manifest["board"] = {
         key: synth[key] for key in ("board", "clock_mhz", "baud", "selftest", "design_id")
     }
+    # the vectors in the self-test ROM, so that `run --port sim` can rebuild the same top
+    manifest["board"]["selftest"] = {**synth["selftest"], "inputs": selftest.tolist()}
     write_json_atomic(manifest_path, manifest)
     os.replace(flow.bitstream, final)
     return BitstreamResult(final, synth, throughput, seconds)

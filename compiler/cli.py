@@ -490,30 +490,51 @@ def _built_manifest(build_dir: Path) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from boards.host import HostDriver, SerialTransport, SimulatedBoard
+    from boards.host import HostDriver, SerialTransport, SimulatedTop
+    from boards.protocol import DEFAULT_BAUD
     from compiler.lower import lower
     from compiler.manifest import read_manifest
 
     manifest_path = _built_manifest(args.dir)
     graph = read_manifest(manifest_path)
-    options = json.loads(manifest_path.read_text()).get("options") or {}
+    manifest = json.loads(manifest_path.read_text())
+    options = manifest.get("options") or {}
+    board_info = manifest.get("board") or {}  # absent after build --no-synth
+    expected = board_info.get("selftest") or {}
     try:
         raw = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise OptionError(f"--input must be a readable .npy of raw features ({exc})") from None
     if args.port == "sim":
         lowered = lower(graph, budget=options.get("dsp_budget"), target_ii=options.get("target_ii"))
-        selftest = quantize_input(graph, np.atleast_2d(raw)[:8])
-        transport = SimulatedBoard(lowered.network, selftest=selftest)
-        print("using the simulated board (host link and core in the Amaranth simulator)")
+        if "inputs" in expected:
+            selftest = np.asarray(expected["inputs"], dtype=np.int64)
+        else:
+            selftest = quantize_input(graph, np.atleast_2d(raw)[:8])
+        transport = SimulatedTop(
+            lowered.network, selftest=selftest, design_id=board_info.get("design_id", 0)
+        )
+        print(
+            "using the simulated top: the board harness (UART lines at "
+            f"{transport.divisor} cycles per bit, host link, self-test ROM, core) in the "
+            "Amaranth simulator"
+        )
     else:
-        transport = SerialTransport(args.port, args.baud)
+        baud = args.baud or board_info.get("baud") or DEFAULT_BAUD
+        transport = SerialTransport(args.port, baud)
     driver = HostDriver(graph, transport)
     identity = driver.ping()
     print(
         f"device: protocol {identity.version}, {identity.in_features} inputs, "
-        f"{identity.out_features} outputs, {identity.selftest_vectors} self-test vectors"
+        f"{identity.out_features} outputs, {identity.selftest_vectors} self-test vectors, "
+        f"design id 0x{identity.design_id:08x}"
     )
+    if "design_id" in board_info and identity.design_id != board_info["design_id"]:
+        raise SimulationMismatch(
+            f"the device carries design 0x{identity.design_id:08x}, not {args.dir}'s "
+            f"0x{board_info['design_id']:08x}: flash it first (python -m compiler flash "
+            f"{args.dir})"
+        )
     run = driver.infer(raw)
     bound = "simulation speed" if args.port == "sim" else "bound by the link, not the core"
     for k, (pred, out) in enumerate(zip(run.predictions, run.outputs, strict=True)):
@@ -524,7 +545,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"({run.inferences_per_s:.1f}/s; {bound})"
     )
     result = driver.selftest()
-    print(f"self-test: checksum 0x{result.checksum:08x}, {result.cycles} cycles")
+    line = f"self-test: checksum 0x{result.checksum:08x}, {result.cycles} cycles"
+    clock_mhz = board_info.get("clock_mhz")
+    if clock_mhz and result.cycles and args.port != "sim":
+        rate = identity.selftest_vectors * clock_mhz * 1e6 / result.cycles
+        line += f" ({rate:,.0f} inferences/s on the device at {clock_mhz:g} MHz)"
+    print(line)
+    if "checksum" in expected:
+        if result.checksum != expected["checksum"]:
+            raise SimulationMismatch(
+                f"self-test checksum 0x{result.checksum:08x} differs from the golden model's "
+                f"0x{expected['checksum']:08x} recorded at build time: the device computes "
+                "wrong results"
+            )
+        print("self-test: matches the golden model's checksum recorded at build time")
     return 0
 
 
@@ -694,7 +728,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Send raw feature vectors to the accelerator over its UART host link "
         "(docs/host-protocol.md), applying the manifest's preprocessing and input format, and "
         "print the predictions, the measured rate and the self-test result. --port sim runs "
-        "the host link and the core of DIR's manifest in the Amaranth simulator instead.",
+        "the board harness of DIR's manifest (UART lines, host link, self-test ROM, core) in "
+        "the Amaranth simulator instead. The self-test checksum is compared with the golden "
+        "model's, recorded at build time.",
     )
     run.add_argument("dir", type=Path, metavar="DIR", help="build directory (with manifest.json)")
     run.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0, or 'sim'")
@@ -705,7 +741,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="X.npy",
         help="raw features, one sample per row",
     )
-    run.add_argument("--baud", type=int, default=1_000_000, help="baud rate (default 1000000)")
+    run.add_argument(
+        "--baud",
+        type=int,
+        default=None,
+        help="baud rate (default: the one DIR was built for, else 1000000)",
+    )
     run.set_defaults(run=cmd_run)
     return parser
 

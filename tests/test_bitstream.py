@@ -26,7 +26,7 @@ def _build(model, calib, out, *extra):
     return main(["build", str(model), "--calib", str(calib), "--out", str(out), *extra])
 
 
-def test_ulx3s_12f_build_matches_estimate_and_netlist(tiny_model, calib, tmp_path):  # noqa: F811
+def test_ulx3s_12f_build_matches_estimate_and_netlist(tiny_model, calib, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "b12"
     assert (
         _build(
@@ -61,6 +61,11 @@ def test_ulx3s_12f_build_matches_estimate_and_netlist(tiny_model, calib, tmp_pat
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["board"]["board"] == "ulx3s-12f"
     assert manifest["board"]["selftest"]["vectors"] == 32
+    # the same top (self-test ROM included) in the simulator reproduces the build's checksum
+    np.save(tmp_path / "x.npy", np.random.default_rng(3).standard_normal((2, 8)))
+    capsys.readouterr()
+    assert main(["run", str(out), "--port", "sim", "--input", str(tmp_path / "x.npy")]) == 0
+    assert "matches the golden model's checksum recorded at build time" in capsys.readouterr().out
 
 
 def test_icebreaker_build(tiny_model, calib, tmp_path):  # noqa: F811

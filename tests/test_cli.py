@@ -257,6 +257,52 @@ def test_run_on_the_simulated_board_matches_the_golden_model(tiny_model, tmp_pat
     assert "has no manifest.json; build first" in capsys.readouterr().err
 
 
+def test_run_checks_the_selftest_against_the_build(tiny_model, tmp_path, capsys):
+    """With a build's board entry (self-test ROM inputs, golden checksum, design id), run --port
+    sim rebuilds the same top and refuses a device whose checksum or design id differ."""
+    from boards.protocol import selftest_checksum
+    from compiler.execute import quantize_input, run_integer
+    from compiler.manifest import read_manifest
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((30, 8))
+    np.savez(tmp_path / "cal.npz", X=x)
+    np.save(tmp_path / "x.npy", x[:2])
+    out = tmp_path / "b"
+    build = ["build", str(tiny_model), "--calib", str(tmp_path / "cal.npz"), "--out", str(out)]
+    assert main([*build, "--no-synth", "--dsp-budget", "5"]) == 0
+    graph = read_manifest(out / "manifest.json")
+    inputs = quantize_input(graph, x[10:13])
+    golden = selftest_checksum(run_integer(graph, inputs).output, graph.output_format)
+    manifest = json.loads((out / "manifest.json").read_text())
+
+    def run_with(board_entry):
+        manifest["board"] = board_entry
+        (out / "manifest.json").write_text(json.dumps(manifest))
+        capsys.readouterr()
+        status = main(["run", str(out), "--port", "sim", "--input", str(tmp_path / "x.npy")])
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    entry = {
+        "board": "ulx3s-85f",
+        "clock_mhz": 37.5,
+        "baud": 1_000_000,
+        "design_id": 0x1234ABCD,
+        "selftest": {"vectors": 3, "checksum": golden, "inputs": inputs.tolist()},
+    }
+    status, text, _ = run_with(entry)
+    assert status == 0
+    assert "3 self-test vectors, design id 0x1234abcd" in text
+    assert f"self-test: checksum 0x{golden:08x}, " in text
+    assert "matches the golden model's checksum recorded at build time" in text
+
+    wrong = golden ^ 1
+    status, _, err = run_with({**entry, "selftest": {**entry["selftest"], "checksum": wrong}})
+    assert status == 2
+    assert f"self-test checksum 0x{golden:08x} differs from the golden model's 0x{wrong:08x}" in err
+
+
 @pytest.mark.parametrize(
     ("board", "message"),
     [
