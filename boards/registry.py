@@ -32,6 +32,12 @@ class Board:
     default_clock_mhz: float  # the design clock `build` aims for unless told otherwise
     loader_board: str  # openFPGALoader's name for the board (-b)
 
+    @property
+    def dsp_primitive(self) -> str | None:
+        """The DSP cell the core instantiates itself (``FactorStage``'s ``dsp``): the ECP5's
+        MULT18X18D with its own registers; on iCE40 synthesis infers SB_MAC16s."""
+        return "MULT18X18D" if self.family == "ecp5" else None
+
     def make_platform(self):
         """An instance of the board's Amaranth platform."""
         import importlib

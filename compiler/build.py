@@ -87,6 +87,7 @@ def hardware_section(lowered: Lowered) -> dict:
         "ii_cycles": lowered.ii,
         "latency_cycles": lowered.latency,
         "multipliers": lowered.network.multipliers,
+        "dsp_primitive": lowered.network.stages[0].dsp,
         "multiplier_efficiency": lowered.multiplier_efficiency,
         "in_per_beat": lowered.in_per_beat,
         "out_per_beat": lowered.out_per_beat,
@@ -146,7 +147,12 @@ def build_core(
             trust_pickle=trust_pickle,
         ),
     )
-    lowered = step("lower", lambda: lower(quantized.graph, budget=budget, target_ii=target_ii))
+    lowered = step(
+        "lower",
+        lambda: lower(
+            quantized.graph, budget=budget, target_ii=target_ii, dsp=board.dsp_primitive
+        ),
+    )
 
     def emit() -> Path:
         from amaranth.back import verilog

@@ -69,8 +69,16 @@ def _per_beat(length: int, ii: int) -> int:
     return min(length, -(-length // ii))
 
 
-def lower(graph: Graph, *, budget: int | None = None, target_ii: int | None = None) -> Lowered:
-    """Build the network core of a quantised graph."""
+def lower(
+    graph: Graph,
+    *,
+    budget: int | None = None,
+    target_ii: int | None = None,
+    dsp: str | None = None,
+) -> Lowered:
+    """Build the network core of a quantised graph. ``dsp`` names the DSP cell the stages
+    instantiate (see :data:`hw.factor_stage.DSP_PRIMITIVES`); None leaves the multipliers to
+    synthesis, and is the one the Amaranth simulator can run."""
     if graph.input_format is None or any(op.quant is None for op in graph.layers):
         raise CompilerError("the graph is not quantised; quantise it before lowering")
     plans = stage_plans(graph)
@@ -97,6 +105,7 @@ def lower(graph: Graph, *, budget: int | None = None, target_ii: int | None = No
                 multipliers=multipliers,
                 bias=q.int_bias if last else None,
                 relu=last and op.activation is Activation.RELU,
+                dsp=dsp,
             )
         )
     in_per_beat = _per_beat(graph.in_features, folding.ii)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Array, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, ClockSignal, Const, Instance, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -41,9 +41,12 @@ from amaranth.lib.wiring import In, Out
 from compiler.fixed import Fixed, bits_for_range
 from compiler.nn.chain import Factor
 
-__all__ = ["FactorStage"]
+__all__ = ["DSP_PRIMITIVES", "FactorStage"]
 
 MAX_INDEXED = 16  # most sources a multiplier selects by an index stored in the ROM
+# dsp=: None lets synthesis infer the multipliers from `*`; "MULT18X18D" instantiates the ECP5's
+# DSP with its own input and output registers as the operand and product registers
+DSP_PRIMITIVES = (None, "MULT18X18D")
 
 # LUT4s per unit of each structure (see FactorStage.resources): fitted to Yosys 0.70 synthesis
 LUT_WEIGHTS = {
@@ -56,6 +59,52 @@ LUT_WEIGHTS = {
 }
 EBR_MIN_DEPTH = 128  # steps from which Yosys put the ROM in DP16KD blocks
 EBR_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+
+def _mult18x18d(a, b, load, product) -> Module:
+    """An ECP5 MULT18X18D computing ``product`` (registered) = ``a * b``, with ``a`` and ``b``
+    registered in its input registers when ``load`` is high: the operand and product registers
+    of a stage, inside the DSP block (so no fabric route sits between them and the multiplier).
+    Operands are sign- or zero-extended to 18 bits and multiplied as signed numbers. Clock 0 and
+    clock enable 0 (``load``) drive the input registers, clock enable 1 (always on) the output
+    register; nothing is reset and the cascade is unused."""
+    a18, b18 = Signal(signed(18), name="dsp_a"), Signal(signed(18), name="dsp_b")
+    p36 = Signal(signed(36), name="dsp_p")
+    zero = Const(0, 1)
+    instance = Instance(
+        "MULT18X18D",
+        p_REG_INPUTA_CLK="CLK0",
+        p_REG_INPUTA_CE="CE0",
+        p_REG_INPUTA_RST="RST0",
+        p_REG_INPUTB_CLK="CLK0",
+        p_REG_INPUTB_CE="CE0",
+        p_REG_INPUTB_RST="RST0",
+        p_REG_INPUTC_CLK="NONE",
+        p_REG_PIPELINE_CLK="NONE",
+        p_REG_OUTPUT_CLK="CLK0",
+        p_REG_OUTPUT_CE="CE1",
+        p_REG_OUTPUT_RST="RST0",
+        p_GSR="DISABLED",
+        p_RESETMODE="SYNC",
+        p_SOURCEB_MODE="B_INPUT",
+        p_MULT_BYPASS="DISABLED",
+        **{f"i_A{n}": a18[n] for n in range(18)},
+        **{f"i_B{n}": b18[n] for n in range(18)},
+        **{f"i_C{n}": zero for n in range(18)},
+        i_SIGNEDA=Const(1, 1),
+        i_SIGNEDB=Const(1, 1),
+        i_SOURCEA=zero,
+        i_SOURCEB=zero,
+        i_CLK0=ClockSignal(),
+        i_CE0=load,
+        i_CE1=Const(1, 1),
+        i_RST0=zero,
+        **{f"o_P{n}": p36[n] for n in range(36)},
+    )
+    m = Module()
+    m.submodules.mult = instance
+    m.d.comb += [a18.eq(a), b18.eq(b), product.eq(p36)]
+    return m
 
 
 def _shape(fmt: Fixed):
@@ -91,6 +140,7 @@ class FactorStage(wiring.Component):
         multipliers: int,
         bias: np.ndarray | None = None,
         relu: bool = False,
+        dsp: str | None = None,
     ) -> None:
         if not isinstance(factor, Factor):
             raise ValueError(f"factor must be a Factor, not {factor!r}")
@@ -114,6 +164,10 @@ class FactorStage(wiring.Component):
             raise ValueError(f"shift must be an int, not {shift!r}")
         if not isinstance(relu, bool):
             raise ValueError(f"relu must be a bool, not {relu!r}")
+        if dsp not in DSP_PRIMITIVES:
+            raise ValueError(f"dsp must be one of {DSP_PRIMITIVES}, not {dsp!r}")
+        if dsp is not None and max(in_format.width, weight_format.width) > 17:
+            raise ValueError(f"dsp {dsp!r} takes operands of at most 17 bits")
         weights = np.asarray(weights)
         if weights.shape != (products,) or not np.issubdtype(weights.dtype, np.integer):
             raise ValueError(
@@ -143,6 +197,7 @@ class FactorStage(wiring.Component):
         self._shift = shift
         self._relu = relu
         self._multipliers = multipliers
+        self._dsp = dsp
         self._round = 1 << (shift - 1) if shift > 0 else 0
 
         rows, cols = factor.rows_cols()
@@ -188,6 +243,11 @@ class FactorStage(wiring.Component):
         return self._out_format
 
     @property
+    def dsp(self) -> str | None:
+        """The DSP cell instantiated for each multiplier, or None (inferred by synthesis)."""
+        return self._dsp
+
+    @property
     def multipliers(self) -> int:
         """Multipliers instantiated (M)."""
         return self._multipliers
@@ -229,7 +289,8 @@ class FactorStage(wiring.Component):
         """Analytical cost on an ECP5: ``dsp`` (MULT18X18D), ``ff``, ``lut`` (LUT4s, a carry
         cell counting as two) and ``ebr`` (DP16KD blocks of the step ROM).
 
-        Registers are counted one by one. LUTs are a weighted sum of the structures this stage
+        Registers are counted one by one (with ``dsp``, the operand and product registers are the
+        DSP cell's own, not flip-flops). LUTs are a weighted sum of the structures this stage
         builds, with weights (``LUT_WEIGHTS``) fitted to Yosys 0.70 ``synth_ecp5`` of the 16
         stages of the shipped digits models at 156 and 28 DSPs (``bench/stage_resources.py``),
         where the estimate came within 10% of every one. The ROM goes to block RAM from
@@ -273,7 +334,9 @@ class FactorStage(wiring.Component):
         depth_bits = self.queue_depth.bit_length()
         ff = (
             f.q * w_in  # input buffer
-            + mults * (w_in + (w_w if ii > 1 else 0) + product + w_acc)
+            + mults * w_acc
+            # operand and product registers, unless they are the DSP cell's own
+            + (0 if self._dsp else mults * (w_in + (w_w if ii > 1 else 0) + product))
             + straddles * w_acc  # partial sums
             + sum(1 for n in outputs.values() if n > 1) * w_acc  # their totals
             + self.queue_depth * f.p * w_out  # output queue slots
@@ -366,8 +429,10 @@ class FactorStage(wiring.Component):
         # the index of its input among the few elements its chunk reads; the word for the
         # next step is prefetched, so the ROM adds no latency. A fully parallel stage (II = 1)
         # is plain wiring to constants.
-        a_reg = [Signal(in_shape, name=f"a{mu}", reset_less=True) for mu in range(mults)]
-        b_reg = [Signal(w_shape, name=f"b{mu}", reset_less=True) for mu in range(mults)]
+        # a_in/b_in: the operands of the step being issued, registered (when `full`) in the
+        # operand registers, which are the DSP's own input registers with dsp="MULT18X18D"
+        a_in = [Signal(in_shape, name=f"a_in{mu}") for mu in range(mults)]
+        b_in = [Signal(w_shape, name=f"b_in{mu}") for mu in range(mults)]
         plans = []  # per multiplier: its sources, and per step (weight, source index)
         for mu in range(mults):
             ks = [mu * ii + j for j in range(ii) if mu * ii + j < products]
@@ -383,7 +448,7 @@ class FactorStage(wiring.Component):
         if ii == 1:
             for mu, (sources, steps_of, _) in enumerate(plans):
                 with m.If(full):
-                    m.d.sync += [a_reg[mu].eq(x_buf[sources[0]]), b_reg[mu].eq(steps_of[0][0])]
+                    m.d.comb += [a_in[mu].eq(x_buf[sources[0]]), b_in[mu].eq(steps_of[0][0])]
         else:
             w_bits = self._weight_format.width
             fields = [(w_bits + idx_bits) for _, _, idx_bits in plans]
@@ -405,13 +470,13 @@ class FactorStage(wiring.Component):
                 idx = rd.data[offset + w_bits : offset + width]
                 offset += width
                 with m.If(full):
-                    m.d.sync += b_reg[mu].eq(weight)
+                    m.d.comb += b_in[mu].eq(weight)
                     if rotate:
-                        m.d.sync += a_reg[mu].eq(x_buf[(mu * ii) % f.q])
+                        m.d.comb += a_in[mu].eq(x_buf[(mu * ii) % f.q])
                     elif len(sources) == 1:
-                        m.d.sync += a_reg[mu].eq(x_buf[sources[0]])
+                        m.d.comb += a_in[mu].eq(x_buf[sources[0]])
                     elif idx_bits:
-                        m.d.sync += a_reg[mu].eq(Array(x_buf[c] for c in sources)[idx])
+                        m.d.comb += a_in[mu].eq(Array(x_buf[c] for c in sources)[idx])
                     else:
                         steps_by_source: dict[int, list[int]] = {}
                         for j, k in enumerate(range(mu * ii, min((mu + 1) * ii, products))):
@@ -419,13 +484,21 @@ class FactorStage(wiring.Component):
                         with m.Switch(step):
                             for col, js in steps_by_source.items():
                                 with m.Case(*js):
-                                    m.d.sync += a_reg[mu].eq(x_buf[col])
+                                    m.d.comb += a_in[mu].eq(x_buf[col])
 
         # ---- products and accumulators ------------------------------------------------------
         acc = [Signal(acc_shape, name=f"acc{mu}", reset_less=True) for mu in range(mults)]
+        product_shape = (Signal(in_shape) * Signal(w_shape)).shape()
         for mu in range(mults):
-            product = Signal((a_reg[mu] * b_reg[mu]).shape(), name=f"p{mu}", reset_less=True)
-            m.d.sync += product.eq(a_reg[mu] * b_reg[mu])
+            product = Signal(product_shape, name=f"p{mu}", reset_less=True)
+            if self._dsp == "MULT18X18D":
+                m.submodules[f"dsp{mu}"] = _mult18x18d(a_in[mu], b_in[mu], full, product)
+            else:
+                a_reg = Signal(in_shape, name=f"a{mu}", reset_less=True)
+                b_reg = Signal(w_shape, name=f"b{mu}", reset_less=True)
+                with m.If(full):
+                    m.d.sync += [a_reg.eq(a_in[mu]), b_reg.eq(b_in[mu])]
+                m.d.sync += product.eq(a_reg * b_reg)
             starts, inits = {}, {}
             for row, j0, _ in runs[mu]:
                 starts[j0] = 1

@@ -267,6 +267,8 @@ def run_sim(
     runner = get_runner(simulator)
     build_log = sim_dir / "build.log"
     sources = [build_dir / "core.v"]
+    if netlist is None and "MULT18X18D" in sources[0].read_text():
+        sources.append(MULT18X18D_MODEL)  # a core built for an ECP5 board instantiates its DSPs
     if netlist is not None:
         if simulator != "icarus":
             raise OptionError("a synthesised netlist is simulated with icarus only")

@@ -1,9 +1,11 @@
-// Behavioural simulation model of the ECP5 MULT18X18D as Yosys's synth_ecp5 instantiates it: a
-// combinational 18x18 multiply (every REG_* parameter "NONE", no cascade), with SIGNEDA and
-// SIGNEDB choosing signed or unsigned operands. Yosys ships only a blackbox of this cell; this
-// model lets the synthesised netlist be simulated with Icarus. A netlist that uses the cell's
-// registers or its cascade input stops the simulation instead of being simulated wrongly.
-// Written from the Lattice ECP5 sysDSP usage guide (TN1267): P = A x B, 36 bits.
+// Behavioural simulation model of the ECP5 MULT18X18D: an 18x18 multiply, P = A x B (36 bits),
+// with SIGNEDA and SIGNEDB choosing signed or unsigned operands, and the cell's optional input
+// registers (A, B), pipeline register and output register, each on the clock, clock enable and
+// synchronous reset its REG_*_CLK/_CE/_RST parameters name. Yosys ships only a blackbox of this
+// cell; this model lets netlists and cores that use it be simulated with Icarus. The cascade
+// (SOURCEA/SOURCEB, SRI*), input C, bypass and asynchronous reset modes are not modelled: using
+// them stops the simulation instead of simulating them wrongly. Registers start at zero (as
+// after GSR). Written from the Lattice ECP5 sysDSP usage guide (TN1267).
 module MULT18X18D (
     input  A0, A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14, A15, A16, A17,
     input  B0, B1, B2, B3, B4, B5, B6, B7, B8, B9, B10, B11, B12, B13, B14, B15, B16, B17,
@@ -46,26 +48,78 @@ module MULT18X18D (
     parameter MULT_BYPASS = "DISABLED";
     parameter RESETMODE = "SYNC";
 
-    wire [17:0] a = {A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0};
-    wire [17:0] b = {B17, B16, B15, B14, B13, B12, B11, B10, B9, B8, B7, B6, B5, B4, B3, B2, B1, B0};
-    wire signed [18:0] sa = {SIGNEDA & a[17], a};
-    wire signed [18:0] sb = {SIGNEDB & b[17], b};
+    wire [3:0] clk = {CLK3, CLK2, CLK1, CLK0};
+    wire [3:0] ce = {CE3, CE2, CE1, CE0};
+    wire [3:0] rst = {RST3, RST2, RST1, RST0};
+    wire [17:0] a_in = {A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0};
+    wire [17:0] b_in = {B17, B16, B15, B14, B13, B12, B11, B10, B9, B8, B7, B6, B5, B4, B3, B2, B1, B0};
+    wire [17:0] a, b;
+    wire [35:0] p_pipe, p_out;
+    MULT18X18D_register #(.WIDTH(18), .CLK(REG_INPUTA_CLK), .CE(REG_INPUTA_CE), .RST(REG_INPUTA_RST))
+        reg_a (.clk(clk), .ce(ce), .rst(rst), .d(a_in), .q(a));
+    MULT18X18D_register #(.WIDTH(18), .CLK(REG_INPUTB_CLK), .CE(REG_INPUTB_CE), .RST(REG_INPUTB_RST))
+        reg_b (.clk(clk), .ce(ce), .rst(rst), .d(b_in), .q(b));
+    // the signedness controls travel with their operands (registered with them)
+    wire sign_a, sign_b;
+    MULT18X18D_register #(.WIDTH(1), .CLK(REG_INPUTA_CLK), .CE(REG_INPUTA_CE), .RST(REG_INPUTA_RST))
+        reg_sign_a (.clk(clk), .ce(ce), .rst(rst), .d(SIGNEDA), .q(sign_a));
+    MULT18X18D_register #(.WIDTH(1), .CLK(REG_INPUTB_CLK), .CE(REG_INPUTB_CE), .RST(REG_INPUTB_RST))
+        reg_sign_b (.clk(clk), .ce(ce), .rst(rst), .d(SIGNEDB), .q(sign_b));
+    wire signed [18:0] sa = {sign_a & a[17], a};
+    wire signed [18:0] sb = {sign_b & b[17], b};
     wire signed [37:0] product = sa * sb;
-    assign {P35, P34, P33, P32, P31, P30, P29, P28, P27, P26, P25, P24, P23, P22, P21, P20, P19, P18, P17, P16, P15, P14, P13, P12, P11, P10, P9, P8, P7, P6, P5, P4, P3, P2, P1, P0} = product[35:0];
-    assign SIGNEDP = SIGNEDA | SIGNEDB;
+    MULT18X18D_register #(.WIDTH(36), .CLK(REG_PIPELINE_CLK), .CE(REG_PIPELINE_CE), .RST(REG_PIPELINE_RST))
+        reg_pipe (.clk(clk), .ce(ce), .rst(rst), .d(product[35:0]), .q(p_pipe));
+    MULT18X18D_register #(.WIDTH(36), .CLK(REG_OUTPUT_CLK), .CE(REG_OUTPUT_CE), .RST(REG_OUTPUT_RST))
+        reg_out (.clk(clk), .ce(ce), .rst(rst), .d(p_pipe), .q(p_out));
+    assign {P35, P34, P33, P32, P31, P30, P29, P28, P27, P26, P25, P24, P23, P22, P21, P20, P19, P18, P17, P16, P15, P14, P13, P12, P11, P10, P9, P8, P7, P6, P5, P4, P3, P2, P1, P0} = p_out;
+    assign SIGNEDP = sign_a | sign_b;
 
     initial begin
-        if (REG_INPUTA_CLK != "NONE" || REG_INPUTB_CLK != "NONE" || REG_INPUTC_CLK != "NONE"
-            || REG_PIPELINE_CLK != "NONE" || REG_OUTPUT_CLK != "NONE"
-            || MULT_BYPASS != "DISABLED") begin
-            $display("MULT18X18D model: registered or bypass modes are not modelled (%m)");
-            $finish_and_return(1);
+        if (REG_INPUTC_CLK != "NONE" || MULT_BYPASS != "DISABLED" || RESETMODE != "SYNC") begin
+            $display("MULT18X18D model: input C, bypass and asynchronous reset are not modelled (%m)");
+            $fatal(1);
         end
     end
     always @* begin
         if (SOURCEA === 1'b1 || SOURCEB === 1'b1) begin
             $display("MULT18X18D model: the cascade inputs (SOURCEA/SOURCEB) are not modelled (%m)");
-            $finish_and_return(1);
+            $fatal(1);
         end
     end
+endmodule
+
+// One optional register of the MULT18X18D model: a wire when CLK is "NONE", else a register on
+// clock CLK ("CLK0".."CLK3") with clock enable CE ("CE0".."CE3") and synchronous reset RST
+// ("RST0".."RST3").
+module MULT18X18D_register #(
+    parameter WIDTH = 18,
+    parameter CLK = "NONE",
+    parameter CE = "CE0",
+    parameter RST = "RST0"
+) (
+    input [3:0] clk,
+    input [3:0] ce,
+    input [3:0] rst,
+    input [WIDTH-1:0] d,
+    output [WIDTH-1:0] q
+);
+    localparam integer C = CLK == "CLK0" ? 0 : CLK == "CLK1" ? 1 : CLK == "CLK2" ? 2 : CLK == "CLK3" ? 3 : -1;
+    localparam integer E = CE == "CE0" ? 0 : CE == "CE1" ? 1 : CE == "CE2" ? 2 : CE == "CE3" ? 3 : -1;
+    localparam integer R = RST == "RST0" ? 0 : RST == "RST1" ? 1 : RST == "RST2" ? 2 : RST == "RST3" ? 3 : -1;
+    generate
+        if (CLK == "NONE") begin : wire_through
+            assign q = d;
+        end else begin : registered
+            reg [WIDTH-1:0] r = {WIDTH{1'b0}};
+            always @(posedge clk[C])
+                if (rst[R]) r <= {WIDTH{1'b0}};
+                else if (ce[E]) r <= d;
+            assign q = r;
+            initial if (C < 0 || E < 0 || R < 0) begin
+                $display("MULT18X18D model: bad register setting %s/%s/%s (%m)", CLK, CE, RST);
+                $fatal(1);
+            end
+        end
+    endgenerate
 endmodule
