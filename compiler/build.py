@@ -149,9 +149,7 @@ def build_core(
     )
     lowered = step(
         "lower",
-        lambda: lower(
-            quantized.graph, budget=budget, target_ii=target_ii, dsp=board.dsp_primitive
-        ),
+        lambda: lower(quantized.graph, budget=budget, target_ii=target_ii, dsp=board.dsp_primitive),
     )
 
     def emit() -> Path:
