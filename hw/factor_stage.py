@@ -33,13 +33,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Array, ClockSignal, Const, Instance, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from compiler.fixed import Fixed, bits_for_range
 from compiler.nn.chain import Factor
+from hw.dsp import mult18x18d
 
 __all__ = ["DSP_PRIMITIVES", "FactorStage"]
 
@@ -59,52 +60,6 @@ LUT_WEIGHTS = {
 }
 EBR_MIN_DEPTH = 128  # steps from which Yosys put the ROM in DP16KD blocks
 EBR_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
-
-
-def _mult18x18d(a, b, load, product) -> Module:
-    """An ECP5 MULT18X18D computing ``product`` (registered) = ``a * b``, with ``a`` and ``b``
-    registered in its input registers when ``load`` is high: the operand and product registers
-    of a stage, inside the DSP block (so no fabric route sits between them and the multiplier).
-    Operands are sign- or zero-extended to 18 bits and multiplied as signed numbers. Clock 0 and
-    clock enable 0 (``load``) drive the input registers, clock enable 1 (always on) the output
-    register; nothing is reset and the cascade is unused."""
-    a18, b18 = Signal(signed(18), name="dsp_a"), Signal(signed(18), name="dsp_b")
-    p36 = Signal(signed(36), name="dsp_p")
-    zero = Const(0, 1)
-    instance = Instance(
-        "MULT18X18D",
-        p_REG_INPUTA_CLK="CLK0",
-        p_REG_INPUTA_CE="CE0",
-        p_REG_INPUTA_RST="RST0",
-        p_REG_INPUTB_CLK="CLK0",
-        p_REG_INPUTB_CE="CE0",
-        p_REG_INPUTB_RST="RST0",
-        p_REG_INPUTC_CLK="NONE",
-        p_REG_PIPELINE_CLK="NONE",
-        p_REG_OUTPUT_CLK="CLK0",
-        p_REG_OUTPUT_CE="CE1",
-        p_REG_OUTPUT_RST="RST0",
-        p_GSR="DISABLED",
-        p_RESETMODE="SYNC",
-        p_SOURCEB_MODE="B_INPUT",
-        p_MULT_BYPASS="DISABLED",
-        **{f"i_A{n}": a18[n] for n in range(18)},
-        **{f"i_B{n}": b18[n] for n in range(18)},
-        **{f"i_C{n}": zero for n in range(18)},
-        i_SIGNEDA=Const(1, 1),
-        i_SIGNEDB=Const(1, 1),
-        i_SOURCEA=zero,
-        i_SOURCEB=zero,
-        i_CLK0=ClockSignal(),
-        i_CE0=load,
-        i_CE1=Const(1, 1),
-        i_RST0=zero,
-        **{f"o_P{n}": p36[n] for n in range(36)},
-    )
-    m = Module()
-    m.submodules.mult = instance
-    m.d.comb += [a18.eq(a), b18.eq(b), product.eq(p36)]
-    return m
 
 
 def _shape(fmt: Fixed):
@@ -429,8 +384,9 @@ class FactorStage(wiring.Component):
         # the index of its input among the few elements its chunk reads; the word for the
         # next step is prefetched, so the ROM adds no latency. A fully parallel stage (II = 1)
         # is plain wiring to constants.
-        # a_in/b_in: the operands of the step being issued, registered (when `full`) in the
-        # operand registers, which are the DSP's own input registers with dsp="MULT18X18D"
+        # a_in/b_in: the operands of the step being issued, registered every cycle in the
+        # operand registers (the DSP's own input registers with dsp="MULT18X18D"); products
+        # of cycles with nothing issued are never accumulated, so no enable is needed
         a_in = [Signal(in_shape, name=f"a_in{mu}") for mu in range(mults)]
         b_in = [Signal(w_shape, name=f"b_in{mu}") for mu in range(mults)]
         plans = []  # per multiplier: its sources, and per step (weight, source index)
@@ -447,8 +403,7 @@ class FactorStage(wiring.Component):
             plans.append((sources, steps_of, idx_bits))
         if ii == 1:
             for mu, (sources, steps_of, _) in enumerate(plans):
-                with m.If(full):
-                    m.d.comb += [a_in[mu].eq(x_buf[sources[0]]), b_in[mu].eq(steps_of[0][0])]
+                m.d.comb += [a_in[mu].eq(x_buf[sources[0]]), b_in[mu].eq(steps_of[0][0])]
         else:
             w_bits = self._weight_format.width
             fields = [(w_bits + idx_bits) for _, _, idx_bits in plans]
@@ -469,22 +424,21 @@ class FactorStage(wiring.Component):
                 weight = rd.data[offset : offset + w_bits].as_signed()
                 idx = rd.data[offset + w_bits : offset + width]
                 offset += width
-                with m.If(full):
-                    m.d.comb += b_in[mu].eq(weight)
-                    if rotate:
-                        m.d.comb += a_in[mu].eq(x_buf[(mu * ii) % f.q])
-                    elif len(sources) == 1:
-                        m.d.comb += a_in[mu].eq(x_buf[sources[0]])
-                    elif idx_bits:
-                        m.d.comb += a_in[mu].eq(Array(x_buf[c] for c in sources)[idx])
-                    else:
-                        steps_by_source: dict[int, list[int]] = {}
-                        for j, k in enumerate(range(mu * ii, min((mu + 1) * ii, products))):
-                            steps_by_source.setdefault(self._cols[k], []).append(j)
-                        with m.Switch(step):
-                            for col, js in steps_by_source.items():
-                                with m.Case(*js):
-                                    m.d.comb += a_in[mu].eq(x_buf[col])
+                m.d.comb += b_in[mu].eq(weight)
+                if rotate:
+                    m.d.comb += a_in[mu].eq(x_buf[(mu * ii) % f.q])
+                elif len(sources) == 1:
+                    m.d.comb += a_in[mu].eq(x_buf[sources[0]])
+                elif idx_bits:
+                    m.d.comb += a_in[mu].eq(Array(x_buf[c] for c in sources)[idx])
+                else:
+                    steps_by_source: dict[int, list[int]] = {}
+                    for j, k in enumerate(range(mu * ii, min((mu + 1) * ii, products))):
+                        steps_by_source.setdefault(self._cols[k], []).append(j)
+                    with m.Switch(step):
+                        for col, js in steps_by_source.items():
+                            with m.Case(*js):
+                                m.d.comb += a_in[mu].eq(x_buf[col])
 
         # ---- products and accumulators ------------------------------------------------------
         acc = [Signal(acc_shape, name=f"acc{mu}", reset_less=True) for mu in range(mults)]
@@ -492,13 +446,11 @@ class FactorStage(wiring.Component):
         for mu in range(mults):
             product = Signal(product_shape, name=f"p{mu}", reset_less=True)
             if self._dsp == "MULT18X18D":
-                m.submodules[f"dsp{mu}"] = _mult18x18d(a_in[mu], b_in[mu], full, product)
+                m.submodules[f"dsp{mu}"] = mult18x18d(a_in[mu], b_in[mu], product)
             else:
                 a_reg = Signal(in_shape, name=f"a{mu}", reset_less=True)
                 b_reg = Signal(w_shape, name=f"b{mu}", reset_less=True)
-                with m.If(full):
-                    m.d.sync += [a_reg.eq(a_in[mu]), b_reg.eq(b_in[mu])]
-                m.d.sync += product.eq(a_reg * b_reg)
+                m.d.sync += [a_reg.eq(a_in[mu]), b_reg.eq(b_in[mu]), product.eq(a_reg * b_reg)]
             starts, inits = {}, {}
             for row, j0, _ in runs[mu]:
                 starts[j0] = 1
