@@ -1,0 +1,288 @@
+"""The shipped digits models (dense, DeBut, fixed butterfly) built for boards, side by side.
+
+    .venv/bin/python bench/hardware.py [--boards ulx3s-85f ulx3s-25f] [--models dense debut
+        butterfly] [--budgets full 8 16 28 56 156] [--seed 1] [--no-synth] [--out bench/results]
+
+Every model is built with ``python -m compiler build`` (the product's own path: quantise, lower,
+fit check, RTL check, Yosys, nextpnr, pack) for each board at each DSP budget the board has
+("full" is all of them: the fastest II that fits), with a fixed nextpnr seed, and the reports
+are collected into one table: parameters, MACs, float and fixed accuracy, DSP/LUT/FF/EBR used,
+clock and Fmax, II, latency, inferences/s, multiplier efficiency, inferences/s per DSP, and the
+time of each build step. The device's peak (``bench/dsp_peak.py``: DSPs x the Fmax of one
+registered multiply) gives the fraction of it each design reaches.
+
+Writes ``OUT/hardware.json``, ``OUT/BENCHMARKS.md`` (with this command and the tool versions) and
+two plots: inferences/s against DSPs, and accuracy against parameters. ``--no-synth`` stops at
+the core (the estimates, no tools): minutes instead of hours. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from boards.registry import get_board  # noqa: E402
+from compiler.cli import main as compiler_main  # noqa: E402
+
+EXAMPLES = ROOT / "examples"
+MODELS = ("dense", "debut", "butterfly")
+
+
+def build(model: str, board: str, budget: int, out: Path, *, seed: int, synth: bool) -> dict:
+    """Run `build` and return one row from its report (or the error it stopped with)."""
+    args = ["build", str(EXAMPLES / f"digits_{model}.pt"), "--board", board]
+    args += ["--dsp-budget", str(budget), "--seed", str(seed), "--out", str(out)]
+    if not synth:
+        args.append("--no-synth")
+    err = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        status = compiler_main(args)
+    row = {
+        "model": model,
+        "board": board,
+        "budget": budget,
+        "command": "python -m compiler " + shlex.join(args),
+        "status": "ok" if status == 0 else err.getvalue().strip().removeprefix("error: "),
+        "wall_s": time.perf_counter() - start,
+    }
+    report_path = out / "report.json"
+    if not report_path.is_file():
+        return row
+    report = json.loads(report_path.read_text())
+    model_s, quant, hw = report["model"], report["quant"] or {}, report["hardware"] or {}
+    synth_s, thr = report.get("synth") or {}, report.get("throughput") or {}
+    used = {cell: v["used"] for cell, v in (synth_s.get("utilization") or {}).items()}
+    estimate = hw.get("estimate") or {}
+    row.update(
+        params=model_s["params"],
+        macs=model_s["macs"],
+        float_accuracy=quant.get("float_accuracy"),
+        fixed_accuracy=quant.get("fixed_accuracy"),
+        multipliers=hw.get("multipliers"),
+        ii=hw.get("ii_cycles"),
+        latency_cycles=hw.get("latency_cycles"),
+        multiplier_efficiency=hw.get("multiplier_efficiency"),
+        estimate=estimate,
+        dsp=used.get("MULT18X18D", used.get("ICESTORM_DSP")),
+        lut=used.get("TRELLIS_COMB", used.get("ICESTORM_LC")),
+        ff=used.get("TRELLIS_FF"),
+        ebr=used.get("DP16KD", 0) if used else None,
+        clock_mhz=synth_s.get("clock_mhz"),
+        fmax_mhz=synth_s.get("fmax_mhz"),
+        timing_met=synth_s.get("timing_met"),
+        inferences_per_s=thr.get("inferences_per_s"),
+        inferences_per_s_per_dsp=thr.get("inferences_per_s_per_dsp"),
+        macs_per_s=thr.get("macs_per_s"),
+        step_s={**(hw.get("time_per_step_s") or {}), **(synth_s.get("time_per_step_s") or {})},
+        tools=synth_s.get("tools"),
+        built=bool(synth_s),
+    )
+    if not synth_s and row["ii"]:  # --no-synth: the rate at the board's default clock
+        clock = get_board(board).default_clock_mhz
+        rate = clock * 1e6 / row["ii"]
+        row.update(
+            clock_mhz=clock,
+            inferences_per_s=rate,
+            inferences_per_s_per_dsp=rate / row["multipliers"],
+            macs_per_s=rate * row["macs"],
+            dsp=estimate.get("dsp"),
+            lut=estimate.get("lut"),
+            ff=estimate.get("ff"),
+            ebr=estimate.get("ebr"),
+        )
+    return row
+
+
+def _fmt(value, spec: str = "", none: str = "-") -> str:
+    return none if value is None else format(value, spec)
+
+
+def table(rows: list[dict], peaks: dict[str, dict]) -> str:
+    head = (
+        "| board | model | budget | params | MACs | float acc | fixed acc | DSP | LUT4 | FF | EBR "
+        "| clock MHz | Fmax MHz | II | latency | inf/s | MAC eff | inf/s/DSP | % of peak | status |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        peak = peaks.get(r["board"], {}).get("peak_macs_per_s")
+        fraction = (
+            100 * r["macs_per_s"] / peak if peak and r.get("macs_per_s") is not None else None
+        )
+        status = "ok" if r["status"] == "ok" else r["status"].split(";")[0][:80]
+        lines.append(
+            f"| {r['board']} | {r['model']} | {r['budget']} | {_fmt(r.get('params'), ',')} "
+            f"| {_fmt(r.get('macs'), ',')} | {_fmt(r.get('float_accuracy'), '.2%')} "
+            f"| {_fmt(r.get('fixed_accuracy'), '.2%')} | {_fmt(r.get('dsp'))} "
+            f"| {_fmt(r.get('lut'), ',')} | {_fmt(r.get('ff'), ',')} | {_fmt(r.get('ebr'))} "
+            f"| {_fmt(r.get('clock_mhz'), 'g')}{'' if r.get('built') else '*'} "
+            f"| {_fmt(r.get('fmax_mhz'), '.1f')} "
+            f"| {_fmt(r.get('ii'))} | {_fmt(r.get('latency_cycles'))} "
+            f"| {_fmt(r.get('inferences_per_s'), ',.0f')} "
+            f"| {_fmt(r.get('multiplier_efficiency'), '.1%')} "
+            f"| {_fmt(r.get('inferences_per_s_per_dsp'), ',.0f')} | {_fmt(fraction, '.1f')} "
+            f"| {status} |"
+        )
+    return "\n".join(lines)
+
+
+def debut_vs_dense(rows: list[dict]) -> list[str]:
+    """The issue's target per board and budget: DeBut inferences/s against
+    0.8 x (dense MACs / DeBut MACs) x dense inferences/s."""
+    out = []
+    by = {(r["board"], r["budget"], r["model"]): r for r in rows}
+    for (board, budget, model), r in by.items():
+        dense = by.get((board, budget, "dense"))
+        if model != "debut" or not dense:
+            continue
+        if r.get("inferences_per_s") is None or dense.get("inferences_per_s") is None:
+            continue
+        bound = 0.8 * dense["macs"] / r["macs"] * dense["inferences_per_s"]
+        ratio = r["inferences_per_s"] / dense["inferences_per_s"]
+        verdict = "meets" if r["inferences_per_s"] >= bound else "misses"
+        out.append(
+            f"- {board}, {budget} DSPs: DeBut {r['inferences_per_s']:,.0f} inf/s, dense "
+            f"{dense['inferences_per_s']:,.0f} inf/s ({ratio:.2f}x; MAC ratio "
+            f"{dense['macs'] / r['macs']:.2f}x): {verdict} 0.8 x the MAC ratio"
+        )
+    return out
+
+
+def plots(rows: list[dict], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for board in sorted({r["board"] for r in rows}):
+        for model in MODELS:
+            pts = sorted(
+                (r.get("dsp") or r["multipliers"], r["inferences_per_s"])
+                for r in rows
+                if r["board"] == board and r["model"] == model and r.get("inferences_per_s")
+            )
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=f"{model} ({board})")
+    ax.set_xlabel("DSPs used")
+    ax.set_ylabel("inferences/s")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / "inferences_vs_dsps.png")
+    fig.savefig(paths[-1])
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for model in MODELS:
+        pts = {(r.get("params"), r.get("fixed_accuracy")) for r in rows if r["model"] == model}
+        pts = [p for p in pts if None not in p]
+        if pts:
+            ax.scatter(*zip(*pts, strict=True), label=model)
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("fixed-point test accuracy")
+    ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    paths.append(out / "accuracy_vs_params.png")
+    fig.savefig(paths[-1])
+    plt.close(fig)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--boards", nargs="+", default=["ulx3s-85f", "ulx3s-25f"])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--budgets", nargs="+", default=["full", "8", "16", "28", "56", "156"])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-synth", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    command = "python bench/hardware.py " + shlex.join(sys.argv[1:])
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    peaks = {}
+    if not args.no_synth:
+        from bench.dsp_peak import measure
+
+        for board in args.boards:
+            if get_board(board).dsp_primitive:
+                peaks[board] = measure(board, seed=args.seed)
+                print(f"{board}: one registered multiply at {peaks[board]['dsp_fmax_mhz']:.1f} MHz")
+
+    rows = []
+    for board_name in args.boards:
+        board = get_board(board_name)
+        budgets = sorted({board.dsp if b == "full" else int(b) for b in args.budgets}, reverse=True)
+        for budget in (b for b in budgets if b <= board.dsp):
+            for model in args.models:
+                out = args.out / "builds" / f"{board_name}-{model}-{budget}"
+                row = build(model, board_name, budget, out, seed=args.seed, synth=not args.no_synth)
+                rows.append(row)
+                print(
+                    f"{board_name:10} {model:9} {budget:4} DSPs: {row['status'][:60]:60} "
+                    f"II {_fmt(row.get('ii')):>5}  Fmax {_fmt(row.get('fmax_mhz'), '.1f'):>6}  "
+                    f"{_fmt(row.get('inferences_per_s'), ',.0f'):>10} inf/s  "
+                    f"({row['wall_s']:.0f} s)",
+                    flush=True,
+                )
+    (args.out / "hardware.json").write_text(
+        json.dumps({"command": command, "peaks": peaks, "rows": rows}, indent=1)
+    )
+    pictures = plots(rows, args.out)
+    tools = next((r["tools"] for r in rows if r.get("tools")), {})
+    text = [
+        "# Benchmarks: the shipped digits models on boards",
+        "",
+        "Produced by (from the repository root, after `bash setup.sh`):",
+        "",
+        f"    .venv/bin/{command}",
+        "",
+        f"Machine: {platform.machine()}, Python {platform.python_version()}; tools: "
+        + ", ".join(f"{k} {v}" for k, v in tools.items()),
+        "",
+        "Each row is one `python -m compiler build` (the command is in `hardware.json`); "
+        "inferences/s are at the build's clock, Fmax is nextpnr's for the routed design.",
+        "",
+        table(rows, peaks),
+        "",
+        *(
+            [
+                "\\* not built (`--no-synth`): resources are the compiler's estimates and the rate "
+                "is at the board's default clock."
+            ]
+            if any(not r.get("built") and r.get("ii") for r in rows)
+            else []
+        ),
+        "",
+        *(
+            f"- device peak, {b}: {p['dsp']} DSPs x {p['dsp_fmax_mhz']:.1f} MHz (one "
+            f"registered MULT18X18D) = {p['peak_macs_per_s'] / 1e9:.2f} GMAC/s"
+            for b, p in peaks.items()
+        ),
+        *debut_vs_dense(rows),
+        "",
+        *(f"![{p.stem}]({p.name})" for p in pictures),
+        "",
+    ]
+    (args.out / "BENCHMARKS.md").write_text("\n".join(text))
+    print(f"wrote {args.out / 'hardware.json'}, {args.out / 'BENCHMARKS.md'} and the plots")
+
+
+if __name__ == "__main__":
+    main()
