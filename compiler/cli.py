@@ -88,12 +88,10 @@ def add_hardware_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_output_options(parser: argparse.ArgumentParser) -> None:
+def add_output_options(parser: argparse.ArgumentParser, *, per_board: bool = False) -> None:
+    default = "build/<model-stem>-<board>/" if per_board else "build/<model-stem>/"
     parser.add_argument(
-        "--out",
-        metavar="DIR",
-        type=Path,
-        help="build directory (default: build/<model-stem>/)",
+        "--out", metavar="DIR", type=Path, help=f"build directory (default: {default})"
     )
 
 
@@ -675,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also simulate the synthesised netlist of the core (ECP5 cell models, Icarus) on N "
         "vectors against the golden model (slow: minutes for the 85F core; default 0, off)",
     )
-    add_output_options(build)
+    add_output_options(build, per_board=True)
     build.set_defaults(run=cmd_build)
 
     sim = commands.add_parser(
@@ -705,7 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--waves", action="store_true", help="write a waveform file (FST)")
     sim.add_argument("--seed", type=int, default=0, help="seed of stalls and random vectors")
-    add_output_options(sim)
+    add_output_options(sim, per_board=True)
     sim.set_defaults(run=cmd_sim)
 
     flash = commands.add_parser(
