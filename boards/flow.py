@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from boards.tools import ToolError, find_tool
 __all__ = ["FlowResult", "run_flow", "synthesize"]
 
 LOG_TAIL_LINES = 20
+QUIET_S = 60.0  # a tool silent this long gets a "still ..." progress line
 
 # nextpnr log lines that start a phase worth telling the user about
 _PHASES = [
@@ -60,10 +62,27 @@ def _run_logged(
     cwd: Path,
     log_name: str,
     on_line: Callable[[str], None] | None = None,
+    on_quiet: Callable[[float], None] | None = None,
+    quiet_s: float = QUIET_S,
 ) -> tuple[int, str]:
     """Run ``command`` in ``cwd``, write its output to ``cwd/log_name`` as it comes and hand
-    each line to ``on_line``. Returns the exit status and the whole output."""
+    each line to ``on_line``. While the tool prints nothing for ``quiet_s`` seconds, call
+    ``on_quiet(seconds since start)`` every ``quiet_s`` (the YoWASP tools' output reaches a pipe
+    in bursts, so a long phase would otherwise look hung). Returns the exit status and the
+    whole output."""
     lines: list[str] = []
+    start = time.perf_counter()
+    last_output = [start]
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.wait(quiet_s / 4):
+            now = time.perf_counter()
+            if now - last_output[0] >= quiet_s:
+                last_output[0] = now
+                on_quiet(now - start)
+
+    watcher = threading.Thread(target=watch, daemon=True) if on_quiet else None
     with (
         (cwd / log_name).open("w") as log,
         subprocess.Popen(
@@ -75,9 +94,12 @@ def _run_logged(
             errors="replace",
         ) as process,
     ):
+        if watcher is not None:
+            watcher.start()
         try:
             assert process.stdout is not None
             for line in process.stdout:
+                last_output[0] = time.perf_counter()
                 log.write(line)
                 lines.append(line)
                 if on_line is not None:
@@ -85,6 +107,8 @@ def _run_logged(
         except BaseException:
             process.kill()
             raise
+        finally:
+            finished.set()
         status = process.wait()
     return status, "".join(lines)
 
@@ -242,8 +266,14 @@ def run_flow(
         if _FMAX_LINE.match(line):
             progress(f"[pnr] {line.split(': ', 1)[1]} ({time.perf_counter() - start:.0f} s)")
 
+    def on_quiet(elapsed: float) -> None:
+        phase = max(seen, key=[p for _, p in _PHASES].index) if seen else "starting"
+        progress(f"[pnr] still {phase} ({elapsed:.0f} s)")
+
     command = _nextpnr_command(board, frequency_mhz, seed, router)
-    status, text = _run_logged(command, cwd=workdir, log_name="nextpnr.log", on_line=on_line)
+    status, text = _run_logged(
+        command, cwd=workdir, log_name="nextpnr.log", on_line=on_line, on_quiet=on_quiet
+    )
     seconds["pnr"] = time.perf_counter() - start
     if status != 0:
         raise _failure("nextpnr", status, workdir / "nextpnr.log", text)
