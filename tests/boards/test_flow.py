@@ -1,6 +1,7 @@
 """The tool runner of the board flow: output logged as it comes, and a progress heartbeat while a
 tool is silent (the YoWASP tools' output reaches a pipe in bursts)."""
 
+import itertools
 import sys
 
 from boards.flow import _run_logged
@@ -24,7 +25,7 @@ def test_lines_are_logged_and_silence_is_reported(tmp_path):
     # 0.15 s after the start, in order, at most one per period
     assert len(quiet) >= 2
     assert quiet == sorted(quiet) and quiet[0] >= 0.15
-    assert all(later - earlier >= 0.14 for earlier, later in zip(quiet, quiet[1:]))
+    assert all(later - earlier >= 0.14 for earlier, later in itertools.pairwise(quiet))
 
 
 def test_a_chatty_tool_gets_no_heartbeat(tmp_path):
