@@ -158,6 +158,49 @@ def debut_vs_dense(rows: list[dict]) -> list[str]:
     return out
 
 
+def peer_section(rows: list[dict], peer: dict) -> list[str]:
+    """NNgen's dense digits MLP beside our DeBut model at the same number of DSPs, in inferences
+    per cycle (clock-free) and per second at each design's own Fmax."""
+    if not peer.get("cycles_per_inference"):
+        return []
+    dsp = peer["dsp"]
+    nn_rate = peer.get("inferences_per_s_at_fmax")
+    lines = [
+        "",
+        "## Peer: NNgen, dense digits MLP (8-bit), same Yosys/nextpnr, LFE5U-85F out of context",
+        "",
+        f"Produced by: `.venv/bin/python bench/peer/run_nngen.py --par-ich {peer['par_ich']} "
+        f"--par-och {peer['par_och']} --seed {peer['seed']}` (after `bash bench/peer/setup.sh`)",
+        "",
+        "| design | DSP | LUT4 | FF | EBR | Fmax MHz | cycles/inference | inf/s at Fmax "
+        "| inf/s/DSP | fixed acc |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| NNgen 1.3.4, par_ich {peer['par_ich']} x par_och {peer['par_och']} | {dsp} "
+        f"| {peer['lut']:,} | {peer['ff']:,} | {peer['ebr']} | {peer['fmax_mhz']:.1f} "
+        f"| {peer['cycles_per_inference']:,} | {_fmt(nn_rate, ',.0f')} "
+        f"| {_fmt(peer.get('inferences_per_s_per_dsp'), ',.0f')} "
+        f"| {peer['fixed_accuracy']:.2%} |",
+    ]
+    ours = [r for r in rows if r["model"] == "debut" and r.get("ii") and r.get("fmax_mhz")]
+    same = [r for r in ours if r.get("dsp") == dsp or r["budget"] == dsp]
+    for r in same:
+        rate = r["fmax_mhz"] * 1e6 / r["ii"]
+        lines.append(
+            f"| ours, DeBut, {r['board']} | {r['dsp']} | {r['lut']:,} | {r['ff']:,} | {r['ebr']} "
+            f"| {r['fmax_mhz']:.1f} | {r['ii']:,} | {rate:,.0f} | {rate / r['dsp']:,.0f} "
+            f"| {r['fixed_accuracy']:.2%} |"
+        )
+        if nn_rate:
+            lines.append(
+                f"\nAt {dsp} DSPs, DeBut runs {peer['cycles_per_inference'] / r['ii']:.1f}x "
+                f"NNgen's inferences per cycle and {rate / nn_rate:.1f}x its inferences/s at "
+                "each design's Fmax."
+            )
+    if not same:
+        lines.append(f"\n(no DeBut build at {dsp} DSPs in this run: add `--budgets {dsp}`)")
+    return lines
+
+
 def plots(rows: list[dict], out: Path) -> list[Path]:
     import matplotlib
 
@@ -212,6 +255,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-synth", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--peer",
+        type=Path,
+        default=ROOT / "bench" / "results" / "nngen" / "nngen.json",
+        help="NNgen's figures from bench/peer/run_nngen.py (shown when the file exists)",
+    )
     args = parser.parse_args()
     command = "python bench/hardware.py " + shlex.join(sys.argv[1:])
     args.out.mkdir(parents=True, exist_ok=True)
@@ -278,6 +327,7 @@ def main() -> None:
         *debut_vs_dense(rows),
         "",
         *(f"![{p.stem}]({p.name})" for p in pictures),
+        *(peer_section(rows, json.loads(args.peer.read_text())) if args.peer.is_file() else []),
         "",
     ]
     (args.out / "BENCHMARKS.md").write_text("\n".join(text))

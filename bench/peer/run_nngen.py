@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from boards.flow import synthesize  # noqa: E402
+from boards.flow import DEFAULT_ROUTER, synthesize  # noqa: E402
 from boards.nextpnr import parse_nextpnr_log  # noqa: E402
 from boards.tools import find_tool  # noqa: E402
 
@@ -65,7 +65,8 @@ def place_and_route(out: Path, seed: int) -> dict:
     synth_s = time.perf_counter() - start
     start = time.perf_counter()
     command = [find_tool("NEXTPNR_ECP5"), *DEVICE, "--json", "top.json", "--out-of-context"]
-    command += ["--freq", "100", "--seed", str(seed), "--timing-allow-fail", "--router", "router2"]
+    command += ["--freq", "100", "--seed", str(seed), "--timing-allow-fail"]
+    command += ["--router", DEFAULT_ROUTER]
     run = subprocess.run(command, cwd=out, capture_output=True, text=True)
     (out / "nextpnr.log").write_text(run.stdout + run.stderr)
     if run.returncode != 0:
