@@ -128,14 +128,17 @@ def _failure(tool: str, status: int, log_path: Path, text: str) -> ToolError:
     )
 
 
-def _synth_script(family: str, top: str, source: str, output: str, mapper: str, extra: str) -> str:
+def _synth_script(
+    family: str, top: str, source: str, output: str, mapper: str, extra: str, options: str
+) -> str:
     read = f"read_rtlil {source}" if source.endswith(".il") else f"read_verilog -sv {source}"
+    target = f"{top} {options}".strip()
     if family == "ice40":
-        synth = f"synth_ice40 -dsp -top {top}"
+        synth = f"synth_ice40 -dsp -top {target}"
     elif mapper == "abc":
-        synth = ECP5_ABC_FALLBACK.format(name=top)
+        synth = ECP5_ABC_FALLBACK.format(name=target)
     else:
-        synth = f"synth_ecp5 -top {top}"
+        synth = f"synth_ecp5 -top {target}"
     return f"{read}\n{synth}\n{extra}stat\nwrite_json {output}\n"
 
 
@@ -147,17 +150,21 @@ def synthesize(
     source: str = "top.il",
     output: str = "top.json",
     extra: str = "",
+    options: str = "",
     log_name: str = "yosys.log",
 ) -> tuple[dict[str, int], str]:
     """Synthesise ``source`` (RTLIL or Verilog, in ``workdir``) for ``family`` into ``output``
-    (Yosys JSON). ``extra`` is Yosys script run after synthesis (e.g. writing a netlist).
-    Returns the cell counts of the final ``stat`` and the LUT mapper used: ABC9, or classic ABC
-    when Yosys 0.70's ABC9 hits one of its assertions."""
+    (Yosys JSON). ``extra`` is Yosys script run after synthesis (e.g. writing a netlist);
+    ``options`` are added to the ``synth_*`` command (e.g. ``-nobram``). Returns the cell
+    counts of the final ``stat`` and the LUT mapper used: ABC9, or classic ABC when Yosys
+    0.70's ABC9 hits one of its assertions."""
     yosys = find_tool("YOSYS")
     mappers = ["abc9", "abc"] if family == "ecp5" else ["abc9"]
     for mapper in mappers:
         script = f"{Path(log_name).stem}.ys"
-        (workdir / script).write_text(_synth_script(family, top, source, output, mapper, extra))
+        (workdir / script).write_text(
+            _synth_script(family, top, source, output, mapper, extra, options)
+        )
         status, _ = _run_logged(
             [yosys, "-q", "-l", log_name, "-s", script],
             cwd=workdir,

@@ -4,6 +4,7 @@ missed clock leaving no bitstream. A small model keeps the tier to about a minut
 model's ULX3S build is the README's main job (many minutes of place and route)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from compiler.cli import main
 from tests.test_cli import tiny_model  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.synth
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -88,3 +91,26 @@ def test_missed_clock_is_an_error_and_leaves_no_bitstream(tiny_model, calib, tmp
     assert not (out / "top.bit").exists()
     synth = json.loads((out / "report.json").read_text())["synth"]
     assert synth["timing_met"] is False and 0 < synth["fmax_mhz"] < 250
+
+
+def test_digits_debut_ulx3s_85f_build(tmp_path):
+    """The shipped digits DeBut model on the ULX3S-85F with the post-synthesis check. At 28 DSPs
+    (II 228): the full 156-DSP core of the README's main job takes tens of minutes to place and
+    route on 2 cores, beyond this tier's budget."""
+    out = tmp_path / "digits"
+    model = ROOT / "examples" / "digits_debut.pt"
+    args = ["build", str(model), "--board", "ulx3s-85f", "--dsp-budget", "28"]
+    assert main([*args, "--netlist-sim", "12", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    synth, estimate = report["synth"], report["synth"]["estimate"]
+    used = {cell: v["used"] for cell, v in synth["utilization"].items()}
+    assert report["hardware"]["dsp_primitive"] == "MULT18X18D"
+    assert used["MULT18X18D"] == estimate["dsp"] == report["hardware"]["multipliers"] == 28
+    assert abs(used.get("DP16KD", 0) - estimate["ebr"]) <= 1
+    assert used["TRELLIS_COMB"] == pytest.approx(estimate["lut"], rel=0.25)
+    assert used["TRELLIS_FF"] == pytest.approx(estimate["ff"], rel=0.25)
+    assert synth["timing_met"] and synth["fmax_mhz"] >= synth["clock_mhz"] == 37.5
+    assert synth["netlist_check"]["mismatches"] == 0 and synth["netlist_check"]["vectors"] == 12
+    assert synth["rtl_check"]["mismatches"] == 0
+    assert (out / "top.bit").stat().st_size > 100_000
+    assert report["quant"]["fixed_accuracy"] > 0.95
