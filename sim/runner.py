@@ -142,6 +142,8 @@ class SimResult:
         }
 
 
+# cells a netlist may hold that neither Yosys's models nor ours simulate (outputs would be X)
+UNMODELLED_ECP5_CELLS = ("DP16KD", "PDPW16KD", "ALU54B", "MULT9X9D")
 _ECP5_MODEL_FILES = ("common_sim.vh", "ccu2c_sim.vh", "cells_sim.v", "cells_ff.vh", "cells_io.vh")
 
 
@@ -272,6 +274,12 @@ def run_sim(
     if netlist is not None:
         if simulator != "icarus":
             raise OptionError("a synthesised netlist is simulated with icarus only")
+        unmodelled = [c for c in UNMODELLED_ECP5_CELLS if c in Path(netlist).read_text()]
+        if unmodelled:
+            raise SimulationError(
+                f"{netlist} uses {', '.join(unmodelled)}, which Yosys ships only as a blackbox "
+                "(no simulation model); synthesise with synth_ecp5 -nobram for this check"
+            )
         cells = ecp5_cell_models(sim_dir / "ecp5_cells.v")
         sources = [Path(netlist).resolve(), MULT18X18D_MODEL, cells]
     # Amaranth's Verilog relies on Verilog-2005 semantics: a declaration initialiser is an
