@@ -52,7 +52,7 @@ def build(model: str, board: str, budget: int, out: Path, *, seed: int, synth: b
         "model": model,
         "board": board,
         "budget": budget,
-        "command": "python -m compiler " + shlex.join(args),
+        "command": "python -m compiler " + shlex.join(args).replace(f"{ROOT}/", ""),
         "status": "ok" if status == 0 else err.getvalue().strip().removeprefix("error: "),
         "wall_s": time.perf_counter() - start,
     }

@@ -35,7 +35,7 @@ def main() -> None:
     for name in args.models:
         q = quantize_model(EXAMPLES / f"digits_{name}.pt")
         for budget in args.budgets:
-            lowered = lower(q.graph, budget=budget)
+            lowered = lower(q.graph, budget=budget, dsp="MULT18X18D")
             for plan, stage in zip(lowered.plans, lowered.network.stages, strict=True):
                 est = stage.resources()
                 try:
