@@ -4,6 +4,11 @@ missed clock leaving no bitstream. A small model keeps the tier to about a minut
 model's ULX3S build is the README's main job (many minutes of place and route)."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +123,31 @@ def test_digits_debut_ulx3s_85f_build(tmp_path):
     assert (out / "top.bit").stat().st_size > 100_000
     assert report["quant"]["fixed_accuracy"] > 0.95
     assert report["throughput"]["inferences_per_s"] == pytest.approx(37.5e6 / 228)
+
+
+def test_terminated_build_stops_its_tools_and_leaves_no_bitstream(tiny_model, calib, tmp_path):  # noqa: F811
+    """SIGTERM in the middle of place and route: exit status 130, nextpnr stopped with it, no
+    bitstream."""
+    out = tmp_path / "term"
+    command = [sys.executable, "-m", "compiler", "build", str(tiny_model), "--calib", str(calib)]
+    command += ["--board", "ulx3s-12f", "--dsp-budget", "8", "--out", str(out)]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    for line in process.stdout:
+        if line.strip().startswith("[pnr] nextpnr"):
+            break
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in err
+    assert not (out / "top.bit").exists()
+    workdir = str((out / "bitstream").resolve())
+    alive = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.readlink(proc / "cwd") == workdir:
+                alive.append(proc.name)
+        except OSError:
+            continue
+    assert alive == []
