@@ -26,7 +26,7 @@ from pathlib import Path
 
 from boards.nextpnr import NextpnrReport, ecp5_device_flag, parse_nextpnr_log
 from boards.registry import Board
-from boards.synth_stats import ECP5_ABC_FALLBACK, parse_stat
+from boards.synth_stats import parse_stat, synth_command
 from boards.tools import ToolError, find_tool
 
 __all__ = ["FlowResult", "run_flow", "synthesize"]
@@ -132,13 +132,7 @@ def _synth_script(
     family: str, top: str, source: str, output: str, mapper: str, extra: str, options: str
 ) -> str:
     read = f"read_rtlil {source}" if source.endswith(".il") else f"read_verilog -sv {source}"
-    target = f"{top} {options}".strip()
-    if family == "ice40":
-        synth = f"synth_ice40 -dsp -top {target}"
-    elif mapper == "abc":
-        synth = ECP5_ABC_FALLBACK.format(name=target)
-    else:
-        synth = f"synth_ecp5 -top {target}"
+    synth = synth_command(family, top, mapper, options)
     return f"{read}\n{synth}\n{extra}stat\nwrite_json {output}\n"
 
 

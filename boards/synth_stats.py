@@ -147,16 +147,22 @@ ECP5_ABC_FALLBACK = (
 )
 
 
-def _script(family: str, name: str, verilog_file: str, mapper: str) -> str:
+def synth_command(family: str, top: str, mapper: str, options: str = "") -> str:
+    """The Yosys synthesis command(s) for ``family`` with top module ``top``: ``synth_ice40 -dsp``,
+    or ``synth_ecp5`` with the ABC9 (``mapper="abc9"``) or classic ABC (``"abc"``) LUT mapper;
+    ``options`` are added to the ``synth_*`` command."""
+    target = f"{top} {options}".strip()
     if family == "ice40":
-        synth = f"synth_ice40 -dsp -top {name}"
-    elif mapper == "abc":
+        return f"synth_ice40 -dsp -top {target}"
+    if mapper == "abc":
         # Yosys 0.70's ABC9 reintegration asserts on some wide-mux designs (seen on a dense
         # 10x128 factor stage); the classic ABC LUT mapper handles them
-        synth = ECP5_ABC_FALLBACK.format(name=name)
-    else:
-        synth = f"synth_ecp5 -top {name}"
-    return f"read_verilog -sv {verilog_file}\n{synth}\nstat\n"
+        return ECP5_ABC_FALLBACK.format(name=target)
+    return f"synth_ecp5 -top {target}"
+
+
+def _script(family: str, name: str, verilog_file: str, mapper: str) -> str:
+    return f"read_verilog -sv {verilog_file}\n{synth_command(family, name, mapper)}\nstat\n"
 
 
 def synth_stats(
