@@ -5,7 +5,9 @@
 Synthesises every factor stage of the shipped digits DeBut and dense models at several DSP
 budgets (out of context, ``synth_ecp5``; no place and route) and prints the estimate beside the
 measured cells: LUT4 (a carry cell counting as two, a LUT-RAM cell as six, as nextpnr counts
-them before packing), FFs and DSPs. Not a test.
+them before packing), FFs and DSPs. Then it fits the LUT weights of the estimate
+(``hw.factor_stage.LUT_WEIGHTS``) to the measured counts by non-negative least squares, relative
+error weighted, and prints them with the worst ratio they give. Not a test.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from boards.synth_stats import ToolError, synth_stats
 from compiler.flow import quantize_model
 from compiler.lower import lower
+from hw.factor_stage import LUT_WEIGHTS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -25,8 +30,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path)
     parser.add_argument("--models", nargs="+", default=["debut", "dense"])
-    parser.add_argument("--budgets", nargs="+", type=int, default=[156, 28])
+    parser.add_argument("--budgets", nargs="+", type=int, default=[156, 28, 8])
+    parser.add_argument(
+        "--refit", type=Path, metavar="JSON", help="only fit the weights to a saved --json run"
+    )
     args = parser.parse_args()
+    if args.refit:
+        fit_lut_weights(with_current_features(json.loads(args.refit.read_text())))
+        return
     rows = []
     print(
         f"{'model':6} {'budget':>6} {'stage':8} {'M':>4} {'II':>5}  "
@@ -38,6 +49,7 @@ def main() -> None:
             lowered = lower(q.graph, budget=budget, dsp="MULT18X18D")
             for plan, stage in zip(lowered.plans, lowered.network.stages, strict=True):
                 est = stage.resources()
+                features = stage.lut_features()
                 try:
                     got = synth_stats(stage, name="stage")
                 except ToolError:
@@ -50,6 +62,7 @@ def main() -> None:
                     "multipliers": stage.multipliers,
                     "ii": stage.ii,
                     "estimate": est,
+                    "lut_features": features,
                     "synth": {
                         "lut": got.lut4,
                         "ff": got.ff,
@@ -67,8 +80,51 @@ def main() -> None:
                     f"{est['ff']:>7} {got.ff:>7}  {est['dsp']}/{got.dsp}",
                     flush=True,
                 )
+            lowered.discard()
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
+    fit_lut_weights(rows)
+
+
+def with_current_features(rows: list[dict]) -> list[dict]:
+    """``rows`` with their LUT features recomputed by the current estimate (no synthesis)."""
+    lowered = {}
+    for row in rows:
+        key = (row["model"], row["budget"])
+        if key not in lowered:
+            q = quantize_model(EXAMPLES / f"digits_{row['model']}.pt")
+            lowered[key] = lower(q.graph, budget=row["budget"], dsp="MULT18X18D")
+            lowered[key].discard()
+        stages = dict(
+            zip((p.name for p in lowered[key].plans), lowered[key].network.stages, strict=True)
+        )
+        row["lut_features"] = stages[row["stage"]].lut_features()
+    return rows
+
+
+def fit_lut_weights(rows: list[dict]) -> dict[str, float]:
+    """Non-negative weights for the LUT features minimising the relative error over ``rows``."""
+    keys = sorted(LUT_WEIGHTS)
+    a = np.array([[row["lut_features"][k] for k in keys] for row in rows], dtype=float)
+    b = np.array([row["synth"]["lut"] for row in rows], dtype=float)
+    a, b = a / b[:, None], np.ones_like(b)  # relative error
+    weights = np.zeros(len(keys))
+    free = [k for k in range(len(keys)) if a[:, k].any()]  # unused features keep weight 0
+    for _ in range(len(keys)):  # active-set NNLS: drop the most negative weight and refit
+        solution = np.linalg.lstsq(a[:, free], b, rcond=None)[0]
+        if (solution >= 0).all():
+            break
+        free.pop(int(np.argmin(solution)))
+    weights[free] = solution
+    ratios = (a @ weights) / b
+    print("fitted LUT_WEIGHTS:")
+    for k, w in zip(keys, weights, strict=True):
+        print(f"    {k!r}: {w:.2f},")
+    print(f"estimate / synthesis with them: {ratios.min():.2f} .. {ratios.max():.2f}")
+    for k in np.argsort(np.abs(np.log(ratios)))[::-1][:4]:
+        row = rows[k]
+        print(f"  {row['model']} {row['budget']} {row['stage']}: {ratios[k]:.2f}")
+    return dict(zip(keys, weights, strict=True))
 
 
 if __name__ == "__main__":

@@ -78,7 +78,9 @@ def hardware_section(lowered: Lowered) -> dict:
                 "factor": plan.factor.as_list(),
                 "macs": plan.macs,
                 "multipliers": stage.multipliers,
-                "ii_cycles": stage.ii,
+                "ii_cycles": stage.interval,
+                "issue_steps": stage.ii,
+                "queue_slots": stage.queue_depth,
                 "latency_cycles": stage.latency,
                 "estimate": estimate,
             }

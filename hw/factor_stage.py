@@ -1,17 +1,22 @@
 """One DeBut factor as a streaming pipeline stage with a configurable number of multipliers.
 
 Schedule: the ``p*s`` products of a vector are taken in the flat ``(nb, t, r, s)`` parameter order
-(each output's ``s`` products are consecutive) and cut into ``M`` contiguous chunks of
-``II = ceil(p*s / M)`` products: multiplier ``m`` computes product ``m*II + j`` in step ``j``
-(idle past ``p*s``). A multiplier therefore works through whole runs of one output at a time
-and owns one accumulator. Each step's weights, and for every multiplier the index of its input
-among the few (at most 16; beyond that the step is decoded) elements its chunk reads, come from
-one ROM word (EBR or LUTs, as Yosys sees fit), read a step ahead. A dense factor (one block,
-t = 1) instead rotates its input buffer by one element per step, so every multiplier reads a
-fixed position. An output whose products straddle two or more chunks has one partial sum per
-chunk, added up at the end. The
-first run of an output loads its accumulator with ``bias + round`` (the round-half-up constant,
-which commutes with ReLU), so each requantiser is only shift, ReLU and saturation.
+(each output's ``s`` products are consecutive) and cut into ``M`` contiguous chunks of ``II =
+ceil(p*s / M)`` products: multiplier ``m`` computes product ``m*II + j`` in step ``j`` (idle past
+``p*s``). A multiplier therefore works through whole runs of one output at a time and owns one
+accumulator.
+
+Operands: the ``s`` products of an output read the ``s`` inputs of its group (block, diagonal) in
+order, and all ``r`` outputs of a group read the same ones. The input buffer keeps each group's
+inputs together and rotates them by one element per step, so multiplier ``m`` always reads position
+``(m*II) mod s`` of a group: its only input selection is among the few groups its chunk touches.
+Each step's weights and group indices come from one ROM word (EBR or LUTs, as Yosys sees fit), read
+a step ahead. An output split across two chunks is finished by the earlier chunk's multiplier,
+starting from the later chunk's sum (a carry register) when that is ready in time (``II >= s +
+2``); otherwise from one partial sum per chunk, added up at the end. The first run of an output
+loads its accumulator with ``bias + round`` (the round-half-up constant, which commutes with ReLU),
+so each requantiser is only shift, ReLU and saturation. Every decode of the step (accumulator
+starts, finished runs) is made a cycle early into a register.
 
 Pipeline (cycle 0 = input transfer, no stalls):
 
@@ -23,9 +28,11 @@ Pipeline (cycle 0 = input transfer, no stalls):
   the partial sums are added; +5: their sum is requantised into the slot, and the slot is
   presented one cycle later.
 
-So ``latency = II + 6``. Backpressure never stalls the pipeline: a vector is only accepted when
-the output queue is sure to have room for it (a credit counter of vectors accepted and not yet
-sent), and ``i.ready`` depends on registers only (no combinational path from ``o.ready``).
+So ``latency = II + 6``. From ``SINGLE_SLOT_MIN_II`` steps on the queue has one slot, and the next
+vector is accepted once the last one has left: one per ``latency + 1`` cycles. Backpressure never
+stalls the pipeline: a vector is only accepted when the output queue is sure to have room for it (a
+credit counter of vectors accepted and not yet sent), and ``i.ready`` and ``o.valid`` are registers
+(computed from the next state).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Array, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -42,22 +49,25 @@ from compiler.fixed import Fixed, bits_for_range
 from compiler.nn.chain import Factor
 from hw.dsp import mult18x18d
 
-__all__ = ["DSP_PRIMITIVES", "FactorStage"]
+__all__ = ["DSP_PRIMITIVES", "SINGLE_SLOT_MIN_II", "FactorStage"]
 
-MAX_INDEXED = 16  # most sources a multiplier selects by an index stored in the ROM
 # dsp=: None lets synthesis infer the multipliers from `*`; "MULT18X18D" instantiates the ECP5's
 # DSP with its own input and output registers as the operand and product registers
 DSP_PRIMITIVES = (None, "MULT18X18D")
 
 # LUT4s per unit of each structure (see FactorStage.resources): fitted to Yosys 0.70 synthesis
 LUT_WEIGHTS = {
-    "indexed_mux": 0.80,  # per input bit a multiplier selects by a ROM index
-    "decoded_mux": 1.97,  # per input bit a multiplier selects by decoding the step
-    "rotate": 0.92,  # per bit of a rotating input buffer
-    "rom_in_luts": 0.49,  # per ROM bit per 16 steps, when the ROM is logic
-    "accumulate": 3.66,  # per accumulator and output bit of each multiplier
-    "queue": 1.87,  # per output bit per extra queue slot
+    "accumulate": 2.24,  # per accumulator and output bit of each multiplier
+    "group_mux": 0.0,  # per input bit and extra group a multiplier selects among (too few
+    # groups per multiplier in the fitted stages to tell apart from the rest)
+    "outputs": 0.34,  # per output bit (the slots' write enables)
+    "queue": 1.05,  # per output bit per extra queue slot
+    "rom_in_luts": 1.56,  # per ROM bit per 16 steps, when the ROM is logic
+    "rotate": 0.95,  # per bit of the rotating input buffer
+    "run_decode": 0.18,  # per step bit decoded for each run's end
+    "split_sum": 1.99,  # per accumulator and output bit of an output summed from partial sums
 }
+SINGLE_SLOT_MIN_II = 128  # from this II on, the output queue holds one vector (<= 5.5% slower)
 EBR_MIN_DEPTH = 128  # steps from which Yosys put the ROM in DP16KD blocks
 EBR_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 
@@ -78,8 +88,8 @@ class FactorStage(wiring.Component):
     o : ``Out(stream.Signature(ArrayLayout(out_format, p)))``
         One whole output vector per transfer.
 
-    Timing: accepts one vector every :attr:`ii` cycles when the output is not stalled; the output
-    becomes valid :attr:`latency` cycles after the input transfer.
+    Timing: accepts one vector every :attr:`interval` cycles when the output is not stalled; the
+    output becomes valid :attr:`latency` cycles after the input transfer.
     """
 
     def __init__(
@@ -219,8 +229,18 @@ class FactorStage(wiring.Component):
 
     @property
     def queue_depth(self) -> int:
-        """Output vectors the output queue holds: enough for full throughput when not stalled."""
+        """Output vectors the output queue holds: enough for one vector per II when not stalled,
+        except from ``SINGLE_SLOT_MIN_II`` steps on, where one slot (a whole vector of
+        registers less) costs at most a few percent of throughput (see :attr:`interval`)."""
+        if self.ii >= SINGLE_SLOT_MIN_II:
+            return 1
         return self.latency // self.ii + 1
+
+    @property
+    def interval(self) -> int:
+        """Cycles between accepted vectors when the output is not stalled: :attr:`ii`, or with a
+        one-slot queue ``latency + 1`` (the next vector waits until the last one has left)."""
+        return self.latency + 1 if self.queue_depth == 1 else self.ii
 
     def runs(self) -> list[list[tuple[int, int, int]]]:
         """Per multiplier, its runs ``(output, first step, last step)`` in step order."""
@@ -240,47 +260,75 @@ class FactorStage(wiring.Component):
             runs.append(mine)
         return runs
 
+    def _operand_plans(self) -> list[tuple[list[int], int, list[tuple[int, int]], int]]:
+        """Per multiplier: the groups its chunk touches, its tap position in every group, per
+        step its weight and the index of its group (0 past the last product), and the bits
+        of that index (0 when it touches one group)."""
+        f, ii = self._factor, self.ii
+        products = f.p * f.s
+        plans = []
+        for mu in range(self._multipliers):
+            ks = [mu * ii + j for j in range(ii) if mu * ii + j < products]
+            groups = sorted({k // (f.r * f.s) for k in ks}) or [0]  # [0]: an idle multiplier
+            index = {g: n for n, g in enumerate(groups)}
+            steps_of = [(self._weights[k], index[k // (f.r * f.s)]) for k in ks]
+            steps_of += [(0, 0)] * (ii - len(steps_of))
+            plans.append((groups, (mu * ii) % f.s, steps_of, (len(groups) - 1).bit_length()))
+        return plans
+
+    def lut_features(self) -> dict[str, int]:
+        """The sizes of the structures the LUT estimate weighs (keys of ``LUT_WEIGHTS``)."""
+        ii, mults, f = self.ii, self._multipliers, self._factor
+        w_in, w_w = self._in_format.width, self._weight_format.width
+        w_out, w_acc = self._out_format.width, self._acc_width
+        split = sum(1 for mine in self._chunks().values() if len(mine) > 1)
+        plans = self._operand_plans()
+        rom_width = sum(w_w + idx_bits for *_, idx_bits in plans)
+        return {
+            "group_mux": sum(w_in * (len(groups) - 1) for groups, *_ in plans),
+            "rotate": f.q * w_in if ii > 1 else 0,
+            "rom_in_luts": rom_width * -(-ii // 16) if 1 < ii < EBR_MIN_DEPTH else 0,
+            "accumulate": mults * (w_acc + w_out),
+            "run_decode": sum(len(mine) for mine in self.runs()) * (ii - 1).bit_length(),
+            "split_sum": 0 if self._carried() else split * (w_acc + w_out),
+            "outputs": f.p * w_out,
+            "queue": f.p * w_out * (self.queue_depth - 1),
+        }
+
+    def _chunks(self) -> dict[int, list[tuple[int, int, int]]]:
+        """Per output, its runs as ``(multiplier, first step, last step)`` in multiplier order."""
+        chunks: dict[int, list[tuple[int, int, int]]] = {}
+        for mu, mine in enumerate(self.runs()):
+            for row, j0, j1 in mine:
+                chunks.setdefault(row, []).append((mu, j0, j1))
+        return chunks
+
+    def _carried(self) -> bool:
+        """Whether outputs split across two chunks are finished through a carry register (the
+        tail's sum is ready before the head starts; see elaborate)."""
+        return self.ii >= self._factor.s + 2
+
     def resources(self) -> dict[str, int]:
         """Analytical cost on an ECP5: ``dsp`` (MULT18X18D), ``ff``, ``lut`` (LUT4s, a carry
         cell counting as two) and ``ebr`` (DP16KD blocks of the step ROM).
 
         Registers are counted one by one (with ``dsp``, the operand and product registers are the
         DSP cell's own, not flip-flops). LUTs are a weighted sum of the structures this stage
-        builds, with weights (``LUT_WEIGHTS``) fitted to Yosys 0.70 ``synth_ecp5`` of the 16
-        stages of the shipped digits models at 156 and 28 DSPs (``bench/stage_resources.py``),
-        where the estimate came within 10% of every one. The ROM goes to block RAM from
-        ``EBR_MIN_DEPTH`` steps on (as Yosys chose there), else into LUTs.
+        builds (:meth:`lut_features`), with weights (``LUT_WEIGHTS``) fitted to Yosys 0.70
+        ``synth_ecp5`` of the 24 stages of the shipped digits DeBut and dense models at 156, 28
+        and 8 DSPs (``bench/stage_resources.py``), where each estimate came within 0.68 to 1.16
+        of the synthesised count. The ROM goes to block RAM from ``EBR_MIN_DEPTH`` steps
+        on (as Yosys chose there), else into LUTs.
         """
         ii, mults, f = self.ii, self._multipliers, self._factor
         w_in, w_w = self._in_format.width, self._weight_format.width
         w_out, w_acc = self._out_format.width, self._acc_width
         product = (Signal(_shape(self._in_format)) * Signal(signed(w_w))).shape().width
-        rotate = ii > 1 and f.nb == 1 and f.t == 1
-        outputs: dict[int, int] = {}
-        for mine in self.runs():
-            for row, _, _ in mine:
-                outputs[row] = outputs.get(row, 0) + 1
-        straddles = sum(n for n in outputs.values() if n > 1)
-        indexed = decoded = rom_width = 0
-        for mu in range(mults):
-            n = len({self._cols[k] for k in range(mu * ii, min((mu + 1) * ii, len(self._cols)))})
-            small = n <= MAX_INDEXED and not rotate
-            rom_width += w_w + ((n - 1).bit_length() if small else 0)
-            if rotate or n == 1:
-                continue
-            if small:
-                indexed += w_in * n
-            else:
-                decoded += w_in * n
+        split = [len(mine) for mine in self._chunks().values() if len(mine) > 1]
+        plans = self._operand_plans()
+        rom_width = sum(w_w + idx_bits for *_, idx_bits in plans)
         in_ebr = ii >= EBR_MIN_DEPTH
-        features = {
-            "indexed_mux": indexed,
-            "decoded_mux": decoded,
-            "rotate": f.q * w_in if rotate else 0,
-            "rom_in_luts": rom_width * -(-ii // 16) if ii > 1 and not in_ebr else 0,
-            "accumulate": mults * (w_acc + w_out),
-            "queue": f.p * w_out * (self.queue_depth - 1),
-        }
+        features = self.lut_features()
         lut = round(sum(LUT_WEIGHTS[k] * v for k, v in features.items()))
         ebr = 0
         if ii > 1 and in_ebr:
@@ -292,65 +340,106 @@ class FactorStage(wiring.Component):
             + mults * w_acc
             # operand and product registers, unless they are the DSP cell's own
             + (0 if self._dsp else mults * (w_in + (w_w if ii > 1 else 0) + product))
-            + straddles * w_acc  # partial sums
-            + sum(1 for n in outputs.values() if n > 1) * w_acc  # their totals
+            # split outputs: a carry register each, or partial sums and their total
+            + (len(split) if self._carried() else sum(split) + len(split)) * w_acc
             + self.queue_depth * f.p * w_out  # output queue slots
+            + (mults * (1 + w_acc) + sum(len(m) for m in self.runs()) if ii > 1 else 0)
             + 4 * step_bits
-            + 7
-            + 5 * depth_bits  # control and queue pointers
+            + 9
+            + 5 * depth_bits  # control, queue pointers and the decoded step flags
         )
         return {"dsp": mults, "ff": ff, "lut": lut, "ebr": ebr}
 
     def _requantize(self, m: Module, value, name: str):
-        """Shift, ReLU and saturation of an accumulator value (combinational)."""
-        lo = 0 if self._relu else self._out_format.min_int  # min_int <= 0
-        hi = self._out_format.max_int
+        """Shift, ReLU and saturation of an accumulator value (combinational).
+
+        The bounds are ``hi = 2**k - 1`` and ``lo = 0`` or ``-2**k``, so both range checks are
+        tests of the bits from ``k`` up (reductions, no comparators)."""
+        fmt = self._out_format
+        lo = 0 if self._relu else fmt.min_int  # min_int <= 0
+        hi = fmt.max_int
+        k = hi.bit_length()
         shifted = value >> self._shift if self._shift > 0 else value << -self._shift
-        y = Signal(_shape(self._out_format), name=name)
-        with m.If(shifted > hi):
+        v = Signal(signed(len(shifted)), name=f"{name}_shifted")
+        m.d.comb += v.eq(shifted)
+        sign, top = v[-1], v[k:]  # top includes the sign bit
+        over = ~sign & top.any() if len(v) > k + 1 else 0
+        if lo == 0:
+            under = sign
+        else:  # lo == -2**k
+            under = sign & ~top.all() if len(v) > k + 1 else 0
+        y = Signal(_shape(fmt), name=name)
+        with m.If(over):
             m.d.comb += y.eq(hi)
-        with m.Elif(shifted < lo):
+        with m.Elif(under):
             m.d.comb += y.eq(lo)
         with m.Else():
-            m.d.comb += y.eq(shifted)
+            m.d.comb += y.eq(v)
         return y
 
     def elaborate(self, platform):
         m = Module()
         f = self._factor
         ii, mults = self.ii, self._multipliers
-        products = f.p * f.s
         in_shape = _shape(self._in_format)
         w_shape = signed(self._weight_format.width)
         acc_shape = signed(self._acc_width)
         out_shape = _shape(self._out_format)
 
         # ---- input buffer and issue control -------------------------------------------------
-        # datapath registers have no reset (only the control does): a reset net reaching every
-        # flip-flop would be the largest net of the design and constrain packing
+        # The inputs are kept by group: group g = (block b, diagonal d) holds the s inputs that
+        # all of its outputs read, in the order they read them (see Factor.rows_cols), and
+        # rotates them by one element per issue step. Product k = mu*II + j of multiplier mu
+        # reads element (k mod s) of group k // (r*s), which after j rotations sits at the
+        # fixed position (mu*II) mod s: every multiplier taps one position of each group its
+        # chunk touches, and selects among those few groups (by an index from the step ROM).
+        # Datapath registers have no reset (only the control does): a reset net reaching every
+        # flip-flop would be the largest net of the design and constrain packing.
         x_buf = Signal(data.ArrayLayout(in_shape, f.q), reset_less=True)
         full = Signal()  # x_buf holds a vector with steps still to issue
         step = Signal(range(ii))
         last_step = step == ii - 1
         credits = Signal(range(self.queue_depth + 1))  # accepted and not yet sent
+        ready = Signal(init=1)  # i.ready, a register: computed from the next state
+        out_valid = Signal()  # o.valid, likewise
 
         accept = self.i.valid & self.i.ready
         send = self.o.valid & self.o.ready
-        m.d.comb += self.i.ready.eq((~full | last_step) & (credits < self.queue_depth))
-        m.d.sync += credits.eq(credits + accept - send)
-
-        # A dense factor (one block, t = 1) reads its inputs in order, wrapping around: step j
-        # of multiplier mu reads element (mu*II + j) mod q. Rotating the buffer by one element
-        # per step then gives every multiplier a fixed tap instead of a wide input mux.
-        rotate = ii > 1 and f.nb == 1 and f.t == 1
-        with m.If(full):
-            m.d.sync += step.eq(step + 1)
-            if rotate:
-                m.d.sync += x_buf.as_value().eq(x_buf.as_value().rotate_right(in_shape.width))
-            with m.If(last_step):
-                m.d.sync += [step.eq(0), full.eq(0)]
+        full_next = Signal()
+        step_next = Signal(range(ii))
+        credits_next = Signal(range(self.queue_depth + 1))
+        m.d.comb += [
+            self.i.ready.eq(ready),
+            credits_next.eq(credits + accept - send),
+            full_next.eq(full & ~last_step),
+            step_next.eq(Mux(full & ~last_step, step + 1, 0)),
+        ]
         with m.If(accept):
-            m.d.sync += [x_buf.eq(self.i.payload), full.eq(1), step.eq(0)]
+            m.d.comb += [full_next.eq(1), step_next.eq(0)]
+        m.d.sync += [
+            full.eq(full_next),
+            step.eq(step_next),
+            credits.eq(credits_next),
+            ready.eq((~full_next | (step_next == ii - 1)) & (credits_next < self.queue_depth)),
+        ]
+
+        def position(g: int, c: int) -> int:
+            return g * f.s + c
+
+        def column(g: int, c: int) -> int:
+            b, d = divmod(g, f.t)
+            return b * f.s * f.t + c * f.t + d
+
+        # (each built as one concatenation: element-wise assignments of a wide signal make
+        # event-driven simulators like Icarus many times slower)
+        groups = range(f.nb * f.t)
+        loaded = Cat(self.i.payload[column(g, c)] for g in groups for c in range(f.s))
+        if ii > 1:
+            rotated = Cat(x_buf[position(g, (c + 1) % f.s)] for g in groups for c in range(f.s))
+            m.d.sync += x_buf.eq(Mux(accept, loaded, rotated))
+        else:
+            with m.If(accept):
+                m.d.sync += x_buf.eq(loaded)
 
         # pipeline copies of the valid bit and the step
         valid = [full] + [Signal(name=f"v{n}") for n in range(1, 4)]
@@ -358,61 +447,81 @@ class FactorStage(wiring.Component):
         for n in range(1, 4):
             m.d.sync += [valid[n].eq(valid[n - 1]), steps[n].eq(steps[n - 1])]
 
-        def step_table(m, signal, n, values: dict[int, int], default=0):
-            """``signal = values[steps[n]]`` (a constant table over the steps)."""
+        def step_table(m, signal, n, values: dict[int, int], registers=None, default=0):
+            """``signal = values[steps[n]]`` (a constant table over the steps, or for the steps
+            in ``registers`` that register's value), decoded from ``steps[n - 1]`` into a
+            register so that no decoding sits in front of its users."""
+            registers = registers or {}
             if ii == 1:
                 m.d.comb += signal.eq(values.get(0, default))
                 return
             by_value: dict[int, list[int]] = {}
             for j, v in values.items():
                 by_value.setdefault(v, []).append(j)
-            m.d.comb += signal.eq(default)
-            with m.Switch(steps[n]):
+            decoded = Signal.like(signal, name=f"{signal.name}_next")
+            m.d.comb += decoded.eq(default)
+            with m.Switch(steps[n - 1]):
                 for v, js in by_value.items():
                     if v != default:
                         with m.Case(*js):
-                            m.d.comb += signal.eq(v)
+                            m.d.comb += decoded.eq(v)
+                for j, register in registers.items():
+                    with m.Case(j):
+                        m.d.comb += decoded.eq(register)
+            m.d.sync += signal.eq(decoded)
+
+        def step_flag(n: int, js, name: str):
+            """A register that is 1 in the cycles where ``valid[n]`` holds and ``steps[n]`` is in
+            ``js``, decoded a cycle early."""
+            flag = Signal(name=name)
+            if ii == 1:
+                m.d.comb += flag.eq(valid[n])
+            else:
+                m.d.sync += flag.eq(valid[n - 1] & steps[n - 1].matches(*js))
+            return flag
 
         runs = self.runs()
-        chunks = {}  # output -> its runs as (multiplier, first step, last step)
-        for mu, mine in enumerate(runs):
-            for row, j0, j1 in mine:
-                chunks.setdefault(row, []).append((mu, j0, j1))
+        chunks = self._chunks()
+
+        # An output split across two chunks (its head at the end of chunk mu, its tail at the
+        # start of chunk mu + 1) is finished by multiplier mu alone when the tail's sum is ready
+        # before mu starts the head: the tail's multiplier leaves its sum in a carry register
+        # and mu's accumulator starts from it instead of from a constant. The tail ends by
+        # step s - 1 - a and the head starts at step II - a (a: the head's products), so with
+        # the three pipeline cycles between them this holds for every split output once
+        # II >= s + 2 (an output then never spans three chunks). Otherwise split outputs are
+        # summed from partial sums after the last step.
+        carry = {}
+        if self._carried():
+            for row, mine in chunks.items():
+                if len(mine) > 1:
+                    carry[row] = Signal(acc_shape, name=f"carry{row}", reset_less=True)
 
         # ---- operands: multiplier mu takes product mu*II + j in step j ----------------------
         # Folded stages read a ROM word per step holding, for every multiplier, its weight and
-        # the index of its input among the few elements its chunk reads; the word for the
-        # next step is prefetched, so the ROM adds no latency. A fully parallel stage (II = 1)
-        # is plain wiring to constants.
+        # the index of its group among the groups its chunk touches; the word for the next
+        # step is prefetched, so the ROM adds no latency. A fully parallel stage (II = 1) is
+        # plain wiring to constants.
         # a_in/b_in: the operands of the step being issued, registered every cycle in the
         # operand registers (the DSP's own input registers with dsp="MULT18X18D"); products
         # of cycles with nothing issued are never accumulated, so no enable is needed
         a_in = [Signal(in_shape, name=f"a_in{mu}") for mu in range(mults)]
         b_in = [Signal(w_shape, name=f"b_in{mu}") for mu in range(mults)]
-        plans = []  # per multiplier: its sources, and per step (weight, source index)
-        for mu in range(mults):
-            ks = [mu * ii + j for j in range(ii) if mu * ii + j < products]
-            sources = sorted({self._cols[k] for k in ks})
-            index = {col: n for n, col in enumerate(sources)}
-            steps_of = [(self._weights[k], index[self._cols[k]]) for k in ks]
-            steps_of += [(0, 0)] * (ii - len(steps_of))
-            # a source index in the ROM pays off for few sources; many sources read in step
-            # order (dense rows) map to smaller logic decoded from the step itself
-            indexed = len(sources) <= MAX_INDEXED and not (f.nb == 1 and f.t == 1)
-            idx_bits = (len(sources) - 1).bit_length() if indexed else 0
-            plans.append((sources, steps_of, idx_bits))
+        plans = self._operand_plans()
         if ii == 1:
-            for mu, (sources, steps_of, _) in enumerate(plans):
-                m.d.comb += [a_in[mu].eq(x_buf[sources[0]]), b_in[mu].eq(steps_of[0][0])]
+            for mu, (groups, tap, steps_of, _) in enumerate(plans):
+                m.d.comb += [
+                    a_in[mu].eq(x_buf[position(groups[0], tap)]),
+                    b_in[mu].eq(steps_of[0][0]),
+                ]
         else:
             w_bits = self._weight_format.width
-            fields = [(w_bits + idx_bits) for _, _, idx_bits in plans]
+            fields = [(w_bits + idx_bits) for *_, idx_bits in plans]
             words = []
             for j in range(ii):
                 word, shift = 0, 0
-                for (_, steps_of, idx_bits), width in zip(plans, fields, strict=True):
+                for (_, _, steps_of, _), width in zip(plans, fields, strict=True):
                     weight, idx = steps_of[j]
-                    idx = idx if idx_bits else 0
                     word |= ((weight & ((1 << w_bits) - 1)) | (idx << w_bits)) << shift
                     shift += width
                 words.append(word)
@@ -420,25 +529,14 @@ class FactorStage(wiring.Component):
             rd = rom.read_port()
             m.d.comb += rd.addr.eq(Mux(full & ~last_step, step + 1, 0))
             offset = 0
-            for mu, ((sources, _, idx_bits), width) in enumerate(zip(plans, fields, strict=True)):
+            for mu, ((groups, tap, _, _), width) in enumerate(zip(plans, fields, strict=True)):
                 weight = rd.data[offset : offset + w_bits].as_signed()
                 idx = rd.data[offset + w_bits : offset + width]
                 offset += width
-                m.d.comb += b_in[mu].eq(weight)
-                if rotate:
-                    m.d.comb += a_in[mu].eq(x_buf[(mu * ii) % f.q])
-                elif len(sources) == 1:
-                    m.d.comb += a_in[mu].eq(x_buf[sources[0]])
-                elif idx_bits:
-                    m.d.comb += a_in[mu].eq(Array(x_buf[c] for c in sources)[idx])
-                else:
-                    steps_by_source: dict[int, list[int]] = {}
-                    for j, k in enumerate(range(mu * ii, min((mu + 1) * ii, products))):
-                        steps_by_source.setdefault(self._cols[k], []).append(j)
-                    with m.Switch(step):
-                        for col, js in steps_by_source.items():
-                            with m.Case(*js):
-                                m.d.comb += a_in[mu].eq(x_buf[col])
+                taps = [x_buf[position(g, tap)] for g in groups]
+                m.d.comb += [b_in[mu].eq(weight), a_in[mu].eq(taps[0])]
+                if len(taps) > 1:
+                    m.d.comb += a_in[mu].eq(Array(taps)[idx])
 
         # ---- products and accumulators ------------------------------------------------------
         acc = [Signal(acc_shape, name=f"acc{mu}", reset_less=True) for mu in range(mults)]
@@ -451,15 +549,18 @@ class FactorStage(wiring.Component):
                 a_reg = Signal(in_shape, name=f"a{mu}", reset_less=True)
                 b_reg = Signal(w_shape, name=f"b{mu}", reset_less=True)
                 m.d.sync += [a_reg.eq(a_in[mu]), b_reg.eq(b_in[mu]), product.eq(a_reg * b_reg)]
-            starts, inits = {}, {}
+            starts, inits, carried_in = {}, {}, {}
             for row, j0, _ in runs[mu]:
                 starts[j0] = 1
-                primary = chunks[row][0][0] == mu
-                inits[j0] = self._bias[row] + self._round if primary else 0
+                if row in carry and mu == chunks[row][0][0]:
+                    carried_in[j0] = carry[row]  # the later chunk's part, added from the start
+                else:
+                    primary = chunks[row][-1 if row in carry else 0][0] == mu
+                    inits[j0] = self._bias[row] + self._round if primary else 0
             start = Signal(name=f"start{mu}")
             init = Signal(acc_shape, name=f"init{mu}")
             step_table(m, start, 2, starts)
-            step_table(m, init, 2, inits)
+            step_table(m, init, 2, inits, carried_in)
             with m.If(valid[2]):
                 m.d.sync += acc[mu].eq(Mux(start, init, acc[mu]) + product)
 
@@ -476,7 +577,7 @@ class FactorStage(wiring.Component):
         ]
         w_ptr, r_ptr = Signal(range(depth)), Signal(range(depth))
         count = Signal(range(depth + 1))
-        last3 = valid[3] & (steps[3] == ii - 1)
+        last3 = step_flag(3, [ii - 1], "last3")
         done = [Signal(name="done1"), Signal(name="done2")]
         done_ptr = [Signal(range(depth), name=f"done_ptr{n}", reset_less=True) for n in (1, 2)]
         m.d.sync += [done[0].eq(last3), done[1].eq(done[0]), done_ptr[1].eq(done_ptr[0])]
@@ -493,8 +594,11 @@ class FactorStage(wiring.Component):
         for mu in range(mults):
             y_mu = self._requantize(m, acc[mu], f"y_acc{mu}")
             for row, _, j1 in runs[mu]:
-                finished = valid[3] & (steps[3] == j1) if ii > 1 else valid[3]
-                if len(chunks[row]) == 1:
+                finished = step_flag(3, [j1], f"finished{row}_{mu}")
+                if row in carry and mu != chunks[row][0][0]:
+                    with m.If(finished):
+                        m.d.sync += carry[row].eq(acc[mu])
+                elif len(chunks[row]) == 1 or row in carry:
                     write(row, y_mu, w_ptr, finished)
                 else:
                     part = Signal(acc_shape, name=f"part{row}_{mu}", reset_less=True)
@@ -511,9 +615,11 @@ class FactorStage(wiring.Component):
 
         with m.If(send):
             m.d.sync += r_ptr.eq(Mux(r_ptr == depth - 1, 0, r_ptr + 1))
-        m.d.sync += count.eq(count + done[1] - send)
+        count_next = Signal.like(count)
+        m.d.comb += count_next.eq(count + done[1] - send)
+        m.d.sync += [count.eq(count_next), out_valid.eq(count_next != 0)]
         m.d.comb += [
-            self.o.valid.eq(count != 0),
+            self.o.valid.eq(out_valid),
             self.o.payload.eq(Array(slots)[r_ptr]),
         ]
         return m

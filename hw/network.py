@@ -59,7 +59,9 @@ class Network(wiring.Component):
     @property
     def ii(self) -> int:
         return max(
-            self.deserializer.beats, self.serializer.beats, *(stage.ii for stage in self.stages)
+            self.deserializer.beats,
+            self.serializer.beats,
+            *(stage.interval for stage in self.stages),
         )
 
     @property

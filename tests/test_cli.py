@@ -305,14 +305,11 @@ def test_run_checks_the_selftest_against_the_build(tiny_model, tmp_path, capsys)
 
 @pytest.mark.parametrize(
     ("board", "message"),
-    [
-        ("ulx3s-12f", "the design does not fit ulx3s-12f: it needs an estimated "),
-        ("icebreaker", "the design does not fit icebreaker: it needs an estimated "),
-    ],
+    [("icebreaker", "the design does not fit icebreaker: it needs an estimated ")],
 )
 def test_digits_debut_does_not_fit_the_small_boards(tmp_path, capsys, board, message):
     """The fit check runs before any synthesis and names what would fit; nothing that looks like
-    a bitstream is left behind."""
+    a bitstream is left behind. (The ULX3S-12F takes it at its full budget: see the synth tier.)"""
     out = tmp_path / "b"
     out.mkdir()
     (out / "top.bit").write_text("from an earlier build")

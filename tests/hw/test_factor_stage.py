@@ -16,7 +16,7 @@ from amaranth.sim import Simulator
 from compiler.execute import apply_factor
 from compiler.fixed import Fixed, bits_for_range, requantize
 from compiler.nn.chain import Factor
-from hw.factor_stage import FactorStage
+from hw.factor_stage import SINGLE_SLOT_MIN_II, FactorStage
 
 S8, U8, S6, U4 = Fixed(8, 4, True), Fixed(8, 4, False), Fixed(6, 2, True), Fixed(4, 0, False)
 
@@ -163,6 +163,8 @@ SCHEDULES = [
     ((5, 7, 5, 7, 1), 4),
     ((10, 24, 10, 24, 1), 7),
     ((3, 20, 3, 20, 1), 1),
+    # II >= SINGLE_SLOT_MIN_II: a one-slot output queue
+    ((16, 16, 16, 16, 1), 2),
 ]
 
 
@@ -174,8 +176,10 @@ def test_bit_exact_ii_and_latency(spec, multipliers):
     assert dut.ii == math.ceil(factor.p * factor.s / multipliers)
     y, in_cycles, out_cycles = simulate(dut, x)
     np.testing.assert_array_equal(y, reference(factor, w, x, shift=5, out_format=S8))
-    # no stalls: one vector every II cycles from the first, each out exactly `latency` later
-    assert np.diff(in_cycles).tolist() == [dut.ii] * (len(x) - 1)
+    # no stalls: one vector every `interval` cycles from the first (II unless the queue has a
+    # single slot), each out exactly `latency` later
+    assert dut.interval == (dut.ii if dut.ii < SINGLE_SLOT_MIN_II else dut.latency + 1)
+    assert np.diff(in_cycles).tolist() == [dut.interval] * (len(x) - 1)
     assert (np.array(out_cycles) - np.array(in_cycles)).tolist() == [dut.latency] * len(x)
 
 
