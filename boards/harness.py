@@ -28,6 +28,7 @@ from boards.registry import Board
 from compiler.errors import OptionError
 from hw.host_link import HostLink
 from hw.network import Network
+from hw.stream_register import StreamRegister
 from hw.uart import UARTRx, UARTTx, uart_divisor
 
 __all__ = ["BoardTop", "ClockPlan", "Harness", "clock_plan"]
@@ -118,8 +119,14 @@ class Harness(wiring.Component):
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
         wiring.connect(m, rx.o, link.rx)
         wiring.connect(m, link.tx, tx.i)
-        wiring.connect(m, link.core_i, core.i)
-        wiring.connect(m, core.o, link.core_o)
+        # registers on both streams between the link and the core: the link's self-test ROM
+        # and frame logic on one side, the core's deserializer and serializer on the other
+        m.submodules.to_core = to_core = StreamRegister(core.i.payload.shape())
+        m.submodules.from_core = from_core = StreamRegister(core.o.payload.shape())
+        wiring.connect(m, link.core_i, to_core.i)
+        wiring.connect(m, to_core.o, core.i)
+        wiring.connect(m, core.o, from_core.i)
+        wiring.connect(m, from_core.o, link.core_o)
 
         beat = Signal()
         timer = Signal(range(self.heartbeat_cycles))
