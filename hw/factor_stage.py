@@ -18,6 +18,12 @@ loads its accumulator with ``bias + round`` (the round-half-up constant, which c
 so each requantiser is only shift, ReLU and saturation. Every decode of the step (accumulator
 starts, finished runs) is made a cycle early into a register.
 
+Control: the multipliers are grouped into clusters of at most ``CLUSTER_MULTIPLIERS``, and each
+cluster has its own sequencer: a copy of the issue state, the valid and step pipelines, the queue
+pointers and a ROM with its multipliers' words. Each sequencer loads a share of the input buffer
+and selects a share of the output rows. So no control net fans out to a whole wide stage (at 50
+multipliers, single nets reached over 1,000 loads spread over the device).
+
 Pipeline (cycle 0 = input transfer, no stalls):
 
 - cycle 0: the vector is registered into the input buffer;
@@ -49,7 +55,7 @@ from compiler.fixed import Fixed, bits_for_range
 from compiler.nn.chain import Factor
 from hw.dsp import mult18x18d
 
-__all__ = ["DSP_PRIMITIVES", "SINGLE_SLOT_MIN_II", "FactorStage"]
+__all__ = ["CLUSTER_MULTIPLIERS", "DSP_PRIMITIVES", "SINGLE_SLOT_MIN_II", "FactorStage"]
 
 # dsp=: None lets synthesis infer the multipliers from `*`; "MULT18X18D" instantiates the ECP5's
 # DSP with its own input and output registers as the operand and product registers
@@ -65,9 +71,15 @@ LUT_WEIGHTS = {
     "rom_in_luts": 1.56,  # per ROM bit per 16 steps, when the ROM is logic
     "rotate": 0.95,  # per bit of the rotating input buffer
     "run_decode": 0.18,  # per step bit decoded for each run's end
+    # per step bit of each sequencer past the first (counter, last-step compare, ROM address,
+    # ready): counted from the logic, not fitted
+    "sequencers": 4.0,
     "split_sum": 1.99,  # per accumulator and output bit of an output summed from partial sums
 }
 SINGLE_SLOT_MIN_II = 128  # from this II on, the output queue holds one vector (<= 5.5% slower)
+# multipliers per sequencer: each cluster of up to this many multipliers has its own copy of the
+# issue control, step ROM and pipeline flags, so no control net fans out to the whole stage
+CLUSTER_MULTIPLIERS = 8
 EBR_MIN_DEPTH = 128  # steps from which Yosys put the ROM in DP16KD blocks
 EBR_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 
@@ -242,6 +254,16 @@ class FactorStage(wiring.Component):
         one-slot queue ``latency + 1`` (the next vector waits until the last one has left)."""
         return self.latency + 1 if self.queue_depth == 1 else self.ii
 
+    @property
+    def clusters(self) -> int:
+        """Sequencers: clusters of at most ``CLUSTER_MULTIPLIERS`` multipliers, each with its
+        own copy of the issue control and its own step ROM."""
+        return -(-self._multipliers // CLUSTER_MULTIPLIERS)
+
+    def _cluster_of(self) -> list[int]:
+        """Per multiplier, its cluster: contiguous runs of multipliers, near-equal in size."""
+        return [mu * self.clusters // self._multipliers for mu in range(self._multipliers)]
+
     def runs(self) -> list[list[tuple[int, int, int]]]:
         """Per multiplier, its runs ``(output, first step, last step)`` in step order."""
         ii, products = self.ii, self._factor.p * self._factor.s
@@ -293,6 +315,7 @@ class FactorStage(wiring.Component):
             "split_sum": 0 if self._carried() else split * (w_acc + w_out),
             "outputs": f.p * w_out,
             "queue": f.p * w_out * (self.queue_depth - 1),
+            "sequencers": (self.clusters - 1) * (ii - 1).bit_length(),
         }
 
     def _chunks(self) -> dict[int, list[tuple[int, int, int]]]:
@@ -326,13 +349,15 @@ class FactorStage(wiring.Component):
         product = (Signal(_shape(self._in_format)) * Signal(signed(w_w))).shape().width
         split = [len(mine) for mine in self._chunks().values() if len(mine) > 1]
         plans = self._operand_plans()
-        rom_width = sum(w_w + idx_bits for *_, idx_bits in plans)
-        in_ebr = ii >= EBR_MIN_DEPTH
         features = self.lut_features()
         lut = round(sum(LUT_WEIGHTS[k] * v for k, v in features.items()))
         ebr = 0
-        if ii > 1 and in_ebr:
-            ebr = min(-(-ii // depth) * -(-rom_width // width) for depth, width in EBR_SHAPES)
+        if ii >= EBR_MIN_DEPTH:  # one ROM per sequencer
+            for c in range(self.clusters):
+                width = sum(
+                    w_w + plans[mu][3] for mu, cm in enumerate(self._cluster_of()) if cm == c
+                )
+                ebr += min(-(-ii // d) * -(-width // w) for d, w in EBR_SHAPES)
         step_bits = (ii - 1).bit_length()
         depth_bits = self.queue_depth.bit_length()
         ff = (
@@ -347,6 +372,8 @@ class FactorStage(wiring.Component):
             + 4 * step_bits
             + 9
             + 5 * depth_bits  # control, queue pointers and the decoded step flags
+            # every further sequencer: issue state, valid and step pipelines, queue pointers
+            + (self.clusters - 1) * (4 * step_bits + 6 + 2 * (self.queue_depth - 1).bit_length())
         )
         return {"dsp": mults, "ff": ff, "lut": lut, "ebr": ebr}
 
@@ -385,43 +412,41 @@ class FactorStage(wiring.Component):
         w_shape = signed(self._weight_format.width)
         acc_shape = signed(self._acc_width)
         out_shape = _shape(self._out_format)
+        depth = self.queue_depth
+        clusters = self.clusters
+        cluster_of = self._cluster_of()
 
-        # ---- input buffer and issue control -------------------------------------------------
+        # ---- issue control, one sequencer per cluster -----------------------------------------
+        # Every cluster of multipliers has its own copy of the issue state (full, step, ready),
+        # of the pipelined valid bits and steps, and of the queue pointers. The copies hold the
+        # same values (same initial state, same inputs) but each is computed from its own
+        # registers, so synthesis keeps them apart and no control net fans out to the whole
+        # stage (at 50 or more multipliers such nets spanned the device). i.ready is cluster 0's.
+        # Datapath registers have no reset (only the control does): a reset net reaching every
+        # flip-flop would be the largest net of the design and constrain packing.
+        credits = Signal(range(depth + 1))  # accepted and not yet sent
+        credits_next = Signal(range(depth + 1))
+        room_next = Signal()  # the queue can take one more vector next cycle
+        out_valid = Signal()  # o.valid, a register computed from the next state
+        send = self.o.valid & self.o.ready
+
+        seqs = [_Sequencer(m, c, ii, depth, self.i.valid, room_next) for c in range(clusters)]
+        m.d.comb += [
+            self.i.ready.eq(seqs[0].ready),
+            credits_next.eq(credits + seqs[0].accept - send),
+            room_next.eq(credits_next < depth),
+        ]
+        m.d.sync += credits.eq(credits_next)
+
+        # ---- input buffer ---------------------------------------------------------------------
         # The inputs are kept by group: group g = (block b, diagonal d) holds the s inputs that
         # all of its outputs read, in the order they read them (see Factor.rows_cols), and
         # rotates them by one element per issue step. Product k = mu*II + j of multiplier mu
         # reads element (k mod s) of group k // (r*s), which after j rotations sits at the
         # fixed position (mu*II) mod s: every multiplier taps one position of each group its
         # chunk touches, and selects among those few groups (by an index from the step ROM).
-        # Datapath registers have no reset (only the control does): a reset net reaching every
-        # flip-flop would be the largest net of the design and constrain packing.
+        # Each sequencer loads its share of the buffer's positions.
         x_buf = Signal(data.ArrayLayout(in_shape, f.q), reset_less=True)
-        full = Signal()  # x_buf holds a vector with steps still to issue
-        step = Signal(range(ii))
-        last_step = step == ii - 1
-        credits = Signal(range(self.queue_depth + 1))  # accepted and not yet sent
-        ready = Signal(init=1)  # i.ready, a register: computed from the next state
-        out_valid = Signal()  # o.valid, likewise
-
-        accept = self.i.valid & self.i.ready
-        send = self.o.valid & self.o.ready
-        full_next = Signal()
-        step_next = Signal(range(ii))
-        credits_next = Signal(range(self.queue_depth + 1))
-        m.d.comb += [
-            self.i.ready.eq(ready),
-            credits_next.eq(credits + accept - send),
-            full_next.eq(full & ~last_step),
-            step_next.eq(Mux(full & ~last_step, step + 1, 0)),
-        ]
-        with m.If(accept):
-            m.d.comb += [full_next.eq(1), step_next.eq(0)]
-        m.d.sync += [
-            full.eq(full_next),
-            step.eq(step_next),
-            credits.eq(credits_next),
-            ready.eq((~full_next | (step_next == ii - 1)) & (credits_next < self.queue_depth)),
-        ]
 
         def position(g: int, c: int) -> int:
             return g * f.s + c
@@ -433,24 +458,22 @@ class FactorStage(wiring.Component):
         # (each built as one concatenation: element-wise assignments of a wide signal make
         # event-driven simulators like Icarus many times slower)
         groups = range(f.nb * f.t)
+        w_in = in_shape.width
         loaded = Cat(self.i.payload[column(g, c)] for g in groups for c in range(f.s))
-        if ii > 1:
-            rotated = Cat(x_buf[position(g, (c + 1) % f.s)] for g in groups for c in range(f.s))
-            m.d.sync += x_buf.eq(Mux(accept, loaded, rotated))
-        else:
-            with m.If(accept):
-                m.d.sync += x_buf.eq(loaded)
+        rotated = Cat(x_buf[position(g, (c + 1) % f.s)] for g in groups for c in range(f.s))
+        flat = x_buf.as_value()
+        for seq, (lo, hi) in zip(seqs, _shares(f.q, clusters), strict=True):
+            part = slice(lo * w_in, hi * w_in)
+            if ii > 1:
+                m.d.sync += flat[part].eq(Mux(seq.accept, loaded[part], rotated[part]))
+            else:
+                with m.If(seq.accept):
+                    m.d.sync += flat[part].eq(loaded[part])
 
-        # pipeline copies of the valid bit and the step
-        valid = [full] + [Signal(name=f"v{n}") for n in range(1, 4)]
-        steps = [step] + [Signal(range(ii), name=f"step{n}", reset_less=True) for n in range(1, 4)]
-        for n in range(1, 4):
-            m.d.sync += [valid[n].eq(valid[n - 1]), steps[n].eq(steps[n - 1])]
-
-        def step_table(m, signal, n, values: dict[int, int], registers=None, default=0):
-            """``signal = values[steps[n]]`` (a constant table over the steps, or for the steps
-            in ``registers`` that register's value), decoded from ``steps[n - 1]`` into a
-            register so that no decoding sits in front of its users."""
+        def step_table(m, seq, signal, n, values: dict[int, int], registers=None, default=0):
+            """``signal = values[seq.steps[n]]`` (a constant table over the steps, or for the
+            steps in ``registers`` that register's value), decoded from ``seq.steps[n - 1]``
+            into a register so that no decoding sits in front of its users."""
             registers = registers or {}
             if ii == 1:
                 m.d.comb += signal.eq(values.get(0, default))
@@ -460,7 +483,7 @@ class FactorStage(wiring.Component):
                 by_value.setdefault(v, []).append(j)
             decoded = Signal.like(signal, name=f"{signal.name}_next")
             m.d.comb += decoded.eq(default)
-            with m.Switch(steps[n - 1]):
+            with m.Switch(seq.steps[n - 1]):
                 for v, js in by_value.items():
                     if v != default:
                         with m.Case(*js):
@@ -470,14 +493,16 @@ class FactorStage(wiring.Component):
                         m.d.comb += decoded.eq(register)
             m.d.sync += signal.eq(decoded)
 
-        def step_flag(n: int, js, name: str):
-            """A register that is 1 in the cycles where ``valid[n]`` holds and ``steps[n]`` is in
-            ``js``, decoded a cycle early."""
-            flag = Signal(name=name)
+        def step_flag(seq, n: int, js, name: str):
+            """A register that is 1 in the cycles where ``seq.valid[n]`` holds and
+            ``seq.steps[n]`` is in ``js``, decoded a cycle early. It only enables data writes
+            (every one of which is repeated for each vector before that vector counts as done),
+            so it needs no reset."""
+            flag = Signal(name=name, reset_less=True)
             if ii == 1:
-                m.d.comb += flag.eq(valid[n])
+                m.d.comb += flag.eq(seq.valid[n])
             else:
-                m.d.sync += flag.eq(valid[n - 1] & steps[n - 1].matches(*js))
+                m.d.sync += flag.eq(seq.valid[n - 1] & seq.steps[n - 1].matches(*js))
             return flag
 
         runs = self.runs()
@@ -498,10 +523,10 @@ class FactorStage(wiring.Component):
                     carry[row] = Signal(acc_shape, name=f"carry{row}", reset_less=True)
 
         # ---- operands: multiplier mu takes product mu*II + j in step j ----------------------
-        # Folded stages read a ROM word per step holding, for every multiplier, its weight and
-        # the index of its group among the groups its chunk touches; the word for the next
-        # step is prefetched, so the ROM adds no latency. A fully parallel stage (II = 1) is
-        # plain wiring to constants.
+        # Folded stages read a ROM word per step (one ROM per sequencer) holding, for every
+        # multiplier, its weight and the index of its group among the groups its chunk
+        # touches; the word for the next step is prefetched, so the ROM adds no latency. A
+        # fully parallel stage (II = 1) is plain wiring to constants.
         # a_in/b_in: the operands of the step being issued, registered every cycle in the
         # operand registers (the DSP's own input registers with dsp="MULT18X18D"); products
         # of cycles with nothing issued are never accumulated, so no enable is needed
@@ -509,39 +534,44 @@ class FactorStage(wiring.Component):
         b_in = [Signal(w_shape, name=f"b_in{mu}") for mu in range(mults)]
         plans = self._operand_plans()
         if ii == 1:
-            for mu, (groups, tap, steps_of, _) in enumerate(plans):
+            for mu, (groups_mu, tap, steps_of, _) in enumerate(plans):
                 m.d.comb += [
-                    a_in[mu].eq(x_buf[position(groups[0], tap)]),
+                    a_in[mu].eq(x_buf[position(groups_mu[0], tap)]),
                     b_in[mu].eq(steps_of[0][0]),
                 ]
         else:
             w_bits = self._weight_format.width
-            fields = [(w_bits + idx_bits) for *_, idx_bits in plans]
-            words = []
-            for j in range(ii):
-                word, shift = 0, 0
-                for (_, _, steps_of, _), width in zip(plans, fields, strict=True):
-                    weight, idx = steps_of[j]
-                    word |= ((weight & ((1 << w_bits) - 1)) | (idx << w_bits)) << shift
-                    shift += width
-                words.append(word)
-            m.submodules.rom = rom = Memory(shape=unsigned(sum(fields)), depth=ii, init=words)
-            rd = rom.read_port()
-            m.d.comb += rd.addr.eq(Mux(full & ~last_step, step + 1, 0))
-            offset = 0
-            for mu, ((groups, tap, _, _), width) in enumerate(zip(plans, fields, strict=True)):
-                weight = rd.data[offset : offset + w_bits].as_signed()
-                idx = rd.data[offset + w_bits : offset + width]
-                offset += width
-                taps = [x_buf[position(g, tap)] for g in groups]
-                m.d.comb += [b_in[mu].eq(weight), a_in[mu].eq(taps[0])]
-                if len(taps) > 1:
-                    m.d.comb += a_in[mu].eq(Array(taps)[idx])
+            for seq in seqs:
+                members = [mu for mu in range(mults) if cluster_of[mu] == seq.index]
+                fields = [w_bits + plans[mu][3] for mu in members]
+                words = []
+                for j in range(ii):
+                    word, shift = 0, 0
+                    for mu, width in zip(members, fields, strict=True):
+                        weight, idx = plans[mu][2][j]
+                        word |= ((weight & ((1 << w_bits) - 1)) | (idx << w_bits)) << shift
+                        shift += width
+                    words.append(word)
+                rom = Memory(shape=unsigned(sum(fields)), depth=ii, init=words)
+                m.submodules[f"rom{seq.index}"] = rom
+                rd = rom.read_port()
+                m.d.comb += rd.addr.eq(seq.next_address)
+                offset = 0
+                for mu, width in zip(members, fields, strict=True):
+                    groups_mu, tap = plans[mu][0], plans[mu][1]
+                    weight = rd.data[offset : offset + w_bits].as_signed()
+                    idx = rd.data[offset + w_bits : offset + width]
+                    offset += width
+                    taps = [x_buf[position(g, tap)] for g in groups_mu]
+                    m.d.comb += [b_in[mu].eq(weight), a_in[mu].eq(taps[0])]
+                    if len(taps) > 1:
+                        m.d.comb += a_in[mu].eq(Array(taps)[idx])
 
         # ---- products and accumulators ------------------------------------------------------
         acc = [Signal(acc_shape, name=f"acc{mu}", reset_less=True) for mu in range(mults)]
         product_shape = (Signal(in_shape) * Signal(w_shape)).shape()
         for mu in range(mults):
+            seq = seqs[cluster_of[mu]]
             product = Signal(product_shape, name=f"p{mu}", reset_less=True)
             if self._dsp == "MULT18X18D":
                 m.submodules[f"dsp{mu}"] = mult18x18d(a_in[mu], b_in[mu], product)
@@ -557,32 +587,32 @@ class FactorStage(wiring.Component):
                 else:
                     primary = chunks[row][-1 if row in carry else 0][0] == mu
                     inits[j0] = self._bias[row] + self._round if primary else 0
-            start = Signal(name=f"start{mu}")
-            init = Signal(acc_shape, name=f"init{mu}")
-            step_table(m, start, 2, starts)
-            step_table(m, init, 2, inits, carried_in)
-            with m.If(valid[2]):
+            start = Signal(name=f"start{mu}", reset_less=True)  # only read while valid
+            init = Signal(acc_shape, name=f"init{mu}", reset_less=True)
+            step_table(m, seq, start, 2, starts)
+            step_table(m, seq, init, 2, inits, carried_in)
+            with m.If(seq.valid[2]):
                 m.d.sync += acc[mu].eq(Mux(start, init, acc[mu]) + product)
 
         # ---- finished runs go straight into their slot of the output queue ------------------
         # The queue is a ring of whole-vector registers (no memory, so no LUT RAM). Vector n is
-        # written into slot w_ptr while its runs finish; w_ptr moves on after its last step.
-        # An output split across chunks keeps one partial sum per chunk; after the last step
-        # the sums are added (a registered tree) and requantised into the vector's slot, which
-        # then counts as full. The credit counter guarantees the slot is free (see above).
-        depth = self.queue_depth
+        # written into slot w_ptr while its runs finish; w_ptr moves on after its last step
+        # (every sequencer keeps its own copy for its multipliers' writes). An output split
+        # across chunks keeps one partial sum per chunk; after the last step the sums are
+        # added (a registered tree) and requantised into the vector's slot, which then counts
+        # as full. The credit counter guarantees the slot is free (see above).
         slots = [
             Signal(data.ArrayLayout(out_shape, f.p), name=f"slot{n}", reset_less=True)
             for n in range(depth)
         ]
-        w_ptr, r_ptr = Signal(range(depth)), Signal(range(depth))
-        count = Signal(range(depth + 1))
-        last3 = step_flag(3, [ii - 1], "last3")
+        for seq in seqs:
+            with m.If(seq.last3):
+                m.d.sync += seq.w_ptr.eq(Mux(seq.w_ptr == depth - 1, 0, seq.w_ptr + 1))
         done = [Signal(name="done1"), Signal(name="done2")]
         done_ptr = [Signal(range(depth), name=f"done_ptr{n}", reset_less=True) for n in (1, 2)]
-        m.d.sync += [done[0].eq(last3), done[1].eq(done[0]), done_ptr[1].eq(done_ptr[0])]
-        with m.If(last3):
-            m.d.sync += [done_ptr[0].eq(w_ptr), w_ptr.eq(Mux(w_ptr == depth - 1, 0, w_ptr + 1))]
+        m.d.sync += [done[0].eq(seqs[0].last3), done[1].eq(done[0]), done_ptr[1].eq(done_ptr[0])]
+        with m.If(seqs[0].last3):
+            m.d.sync += done_ptr[0].eq(seqs[0].w_ptr)
 
         def write(row: int, value, pointer, when) -> None:
             with m.If(when), m.Switch(pointer):
@@ -592,14 +622,15 @@ class FactorStage(wiring.Component):
 
         partials: dict[int, list] = {}
         for mu in range(mults):
+            seq = seqs[cluster_of[mu]]
             y_mu = self._requantize(m, acc[mu], f"y_acc{mu}")
             for row, _, j1 in runs[mu]:
-                finished = step_flag(3, [j1], f"finished{row}_{mu}")
+                finished = step_flag(seq, 3, [j1], f"finished{row}_{mu}")
                 if row in carry and mu != chunks[row][0][0]:
                     with m.If(finished):
                         m.d.sync += carry[row].eq(acc[mu])
                 elif len(chunks[row]) == 1 or row in carry:
-                    write(row, y_mu, w_ptr, finished)
+                    write(row, y_mu, seq.w_ptr, finished)
                 else:
                     part = Signal(acc_shape, name=f"part{row}_{mu}", reset_less=True)
                     with m.If(finished):
@@ -613,13 +644,69 @@ class FactorStage(wiring.Component):
                 m.d.sync += total.eq(parts[0])
             write(row, self._requantize(m, total, f"y{row}"), done_ptr[1], done[1])
 
-        with m.If(send):
-            m.d.sync += r_ptr.eq(Mux(r_ptr == depth - 1, 0, r_ptr + 1))
+        # the output: every sequencer's copy of the read pointer selects its share of the rows
+        count = Signal(range(depth + 1))
         count_next = Signal.like(count)
         m.d.comb += count_next.eq(count + done[1] - send)
         m.d.sync += [count.eq(count_next), out_valid.eq(count_next != 0)]
-        m.d.comb += [
-            self.o.valid.eq(out_valid),
-            self.o.payload.eq(Array(slots)[r_ptr]),
-        ]
+        m.d.comb += self.o.valid.eq(out_valid)
+        w_out = out_shape.width
+        shares = []
+        for seq, (lo, hi) in zip(seqs, _shares(f.p, clusters), strict=True):
+            with m.If(send):
+                m.d.sync += seq.r_ptr.eq(Mux(seq.r_ptr == depth - 1, 0, seq.r_ptr + 1))
+            part = slice(lo * w_out, hi * w_out)
+            shares.append(Array(slot.as_value()[part] for slot in slots)[seq.r_ptr])
+        m.d.comb += self.o.payload.eq(Cat(shares))
         return m
+
+
+def _shares(n: int, parts: int) -> list[tuple[int, int]]:
+    """``range(n)`` cut into ``parts`` contiguous, near-equal ``(lo, hi)`` shares."""
+    return [(k * n // parts, (k + 1) * n // parts) for k in range(parts)]
+
+
+class _Sequencer:
+    """One cluster's copy of a factor stage's issue control (see FactorStage.elaborate).
+
+    ``accept`` is an input transfer seen by this copy; ``full`` means steps are left to issue
+    and ``step`` is the step being issued; ``valid[n]``/``steps[n]`` are ``full``/``step``
+    ``n`` cycles later; ``last3`` is the last step leaving the accumulators; ``w_ptr`` and
+    ``r_ptr`` are this copy's output queue pointers (advanced by the stage)."""
+
+    def __init__(self, m: Module, index: int, ii: int, depth: int, in_valid, room_next) -> None:
+        self.index = index
+        name = f"c{index}"
+        self.ready = Signal(init=1, name=f"ready_{name}")  # a register, from the next state
+        self.accept = in_valid & self.ready
+        self.full = Signal(name=f"full_{name}")
+        self.step = Signal(range(ii), name=f"step_{name}")
+        last_step = self.step == ii - 1
+        going = self.full & ~last_step
+        full_next = Signal(name=f"full_next_{name}")
+        step_next = Signal(range(ii), name=f"step_next_{name}")
+        m.d.comb += [
+            full_next.eq(self.accept | going),
+            step_next.eq(Mux(going & ~self.accept, self.step + 1, 0)),
+        ]
+        m.d.sync += [
+            self.full.eq(full_next),
+            self.step.eq(step_next),
+            self.ready.eq((~full_next | (step_next == ii - 1)) & room_next),
+        ]
+        # the ROM address: the next step's word, read a cycle ahead
+        self.next_address = Mux(going, self.step + 1, 0)
+
+        self.valid = [self.full] + [Signal(name=f"v{n}_{name}") for n in range(1, 4)]
+        self.steps = [self.step] + [
+            Signal(range(ii), name=f"step{n}_{name}", reset_less=True) for n in range(1, 4)
+        ]
+        for n in range(1, 4):
+            m.d.sync += [self.valid[n].eq(self.valid[n - 1]), self.steps[n].eq(self.steps[n - 1])]
+        self.last3 = Signal(name=f"last3_{name}")
+        if ii == 1:
+            m.d.comb += self.last3.eq(self.valid[3])
+        else:
+            m.d.sync += self.last3.eq(self.valid[2] & (self.steps[2] == ii - 1))
+        self.w_ptr = Signal(range(depth), name=f"w_ptr_{name}")
+        self.r_ptr = Signal(range(depth), name=f"r_ptr_{name}")

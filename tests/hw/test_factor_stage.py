@@ -165,6 +165,10 @@ SCHEDULES = [
     ((3, 20, 3, 20, 1), 1),
     # II >= SINGLE_SLOT_MIN_II: a one-slot output queue
     ((16, 16, 16, 16, 1), 2),
+    # several sequencers (more than CLUSTER_MULTIPLIERS multipliers), with carried split
+    # outputs and with partial sums
+    ((32, 32, 4, 4, 2), 10),
+    ((10, 40, 10, 40, 1), 12),
 ]
 
 

@@ -1,4 +1,5 @@
-"""StreamRegister: every transfer passes once and in order, one cycle later, at full rate."""
+"""StreamRegister: every transfer passes once and in order, one cycle later, at full rate; its
+handshake outputs are registers (no combinational path from o.ready to i.ready)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,28 @@ def test_passes_every_transfer_in_order(in_idle, out_stall):
     if in_idle == out_stall == 0:  # back to back: one per cycle, one cycle later
         assert in_cycles == list(range(len(sent)))
         assert out_cycles == [c + 1 for c in in_cycles]
+
+
+def test_ready_does_not_follow_o_ready_combinationally():
+    """i.ready is a register: changing o.ready alone, within a cycle, never changes it."""
+    dut = StreamRegister(4)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.i.valid, 1)
+        for cycle in range(40):
+            ctx.set(dut.i.payload, cycle & 15)
+            before = []
+            for ready in (0, 1, 0):
+                ctx.set(dut.o.ready, ready)
+                before.append(ctx.get(dut.i.ready))
+            seen.append(before)
+            ctx.set(dut.o.ready, cycle % 3 == 0)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert all(len(set(values)) == 1 for values in seen)
+    assert {values[0] for values in seen} == {0, 1}  # it does stall and recover
