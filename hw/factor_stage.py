@@ -369,11 +369,11 @@ class FactorStage(wiring.Component):
             + (len(split) if self._carried() else sum(split) + len(split)) * w_acc
             + self.queue_depth * f.p * w_out  # output queue slots
             + (mults * (1 + w_acc) + sum(len(m) for m in self.runs()) if ii > 1 else 0)
-            + 4 * step_bits
+            + 5 * step_bits  # step, its pipeline copies and the ROM address
             + 9
             + 5 * depth_bits  # control, queue pointers and the decoded step flags
             # every further sequencer: issue state, valid and step pipelines, queue pointers
-            + (self.clusters - 1) * (4 * step_bits + 6 + 2 * (self.queue_depth - 1).bit_length())
+            + (self.clusters - 1) * (5 * step_bits + 6 + 2 * (self.queue_depth - 1).bit_length())
         )
         return {"dsp": mults, "ff": ff, "lut": lut, "ebr": ebr}
 
@@ -694,8 +694,10 @@ class _Sequencer:
             self.step.eq(step_next),
             self.ready.eq((~full_next | (step_next == ii - 1)) & room_next),
         ]
-        # the ROM address: the next step's word, read a cycle ahead
-        self.next_address = Mux(going, self.step + 1, 0)
+        # the ROM address: the next step's word, read a cycle ahead; a register itself (from
+        # the next state), so the ROM's address lines are driven straight from flip-flops
+        self.next_address = Signal(range(ii), name=f"rom_addr_{name}")
+        m.d.sync += self.next_address.eq(Mux(full_next & (step_next != ii - 1), step_next + 1, 0))
 
         self.valid = [self.full] + [Signal(name=f"v{n}_{name}") for n in range(1, 4)]
         self.steps = [self.step] + [
