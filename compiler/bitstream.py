@@ -295,8 +295,6 @@ def build_bitstream(
                 source="core.v",
                 output="core.json",
                 extra="write_verilog -noattr core_netlist.v\n",
-                # Yosys's DP16KD is a blackbox (no simulation model): step ROMs go to LUTs here
-                options="-nobram",
             )
             vectors = _selftest_vectors(result)
             if netlist_vectors > len(vectors):

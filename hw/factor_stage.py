@@ -15,8 +15,9 @@ a step ahead. An output split across two chunks is finished by the earlier chunk
 starting from the later chunk's sum (a carry register) when that is ready in time (``II >= s +
 2``); otherwise from one partial sum per chunk, added up at the end. The first run of an output
 loads its accumulator with ``bias + round`` (the round-half-up constant, which commutes with ReLU),
-so each requantiser is only shift, ReLU and saturation. Every decode of the step (accumulator
-starts, finished runs) is made a cycle early into a register.
+so each requantiser is only shift, ReLU and saturation. Every decode of the step is made early
+into a register: finished runs a cycle ahead, an accumulator's start and initial value two
+cycles ahead (a flag per distinct value, then the OR of the flagged values).
 
 Control: the multipliers are grouped into clusters of at most ``CLUSTER_MULTIPLIERS``, and each
 cluster has its own sequencer: a copy of the issue state, the valid and step pipelines, the queue
@@ -43,10 +44,12 @@ credit counter of vectors accepted and not yet sent), and ``i.ready`` and ``o.va
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 
 import numpy as np
-from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -368,7 +371,8 @@ class FactorStage(wiring.Component):
             # split outputs: a carry register each, or partial sums and their total
             + (len(split) if self._carried() else sum(split) + len(split)) * w_acc
             + self.queue_depth * f.p * w_out  # output queue slots
-            + (mults * (1 + w_acc) + sum(len(m) for m in self.runs()) if ii > 1 else 0)
+            # start and init registers, their decoded flags, finished-run flags
+            + (mults * (2 + w_acc) + 2 * sum(len(m) for m in self.runs()) if ii > 1 else 0)
             + 5 * step_bits  # step, its pipeline copies and the ROM address
             + 9
             + 5 * depth_bits  # control, queue pointers and the decoded step flags
@@ -470,28 +474,28 @@ class FactorStage(wiring.Component):
                 with m.If(seq.accept):
                     m.d.sync += flat[part].eq(loaded[part])
 
-        def step_table(m, seq, signal, n, values: dict[int, int], registers=None, default=0):
-            """``signal = values[seq.steps[n]]`` (a constant table over the steps, or for the
-            steps in ``registers`` that register's value), decoded from ``seq.steps[n - 1]``
-            into a register so that no decoding sits in front of its users."""
+        def step_table(m, seq, signal, n, values: dict[int, int], registers=None):
+            """``signal = values[seq.steps[n]]`` (a constant table over the steps, 0 at steps it
+            does not list; for the steps in ``registers`` that register's value), in two
+            registered stages so that no wide decode sits in one cycle: a flag per distinct
+            value, decoded from ``seq.steps[n - 2]``, then the OR of the flagged values (the
+            flags exclude each other)."""
             registers = registers or {}
             if ii == 1:
-                m.d.comb += signal.eq(values.get(0, default))
+                m.d.comb += signal.eq(values.get(0, 0))
                 return
             by_value: dict[int, list[int]] = {}
             for j, v in values.items():
-                by_value.setdefault(v, []).append(j)
-            decoded = Signal.like(signal, name=f"{signal.name}_next")
-            m.d.comb += decoded.eq(default)
-            with m.Switch(seq.steps[n - 1]):
-                for v, js in by_value.items():
-                    if v != default:
-                        with m.Case(*js):
-                            m.d.comb += decoded.eq(v)
-                for j, register in registers.items():
-                    with m.Case(j):
-                        m.d.comb += decoded.eq(register)
-            m.d.sync += signal.eq(decoded)
+                if v != 0:
+                    by_value.setdefault(v, []).append(j)
+            cases = [(js, Const(v, signal.shape())) for v, js in by_value.items()]
+            cases += [([j], register) for j, register in registers.items()]
+            terms = []
+            for k, (js, value) in enumerate(cases):
+                flag = Signal(name=f"{signal.name}_at{k}", reset_less=True)
+                m.d.sync += flag.eq(seq.steps[n - 2].matches(*js))
+                terms.append(Mux(flag, value, 0))
+            m.d.sync += signal.eq(functools.reduce(operator.or_, terms, Const(0, signal.shape())))
 
         def step_flag(seq, n: int, js, name: str):
             """A register that is 1 in the cycles where ``seq.valid[n]`` holds and

