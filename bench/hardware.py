@@ -24,6 +24,7 @@ import io
 import json
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -247,6 +248,23 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
     return paths
 
 
+def _commit() -> str:
+    """The checked-out commit, marked ``+changes`` when the working tree differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head or 'unknown'}{' +changes' if dirty else ''}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--boards", nargs="+", default=["ulx3s-85f", "ulx3s-25f"])
@@ -263,6 +281,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     command = "python bench/hardware.py " + shlex.join(sys.argv[1:])
+    commit = _commit()  # the code every build of this run imports
     args.out.mkdir(parents=True, exist_ok=True)
 
     peaks = {}
@@ -291,7 +310,7 @@ def main() -> None:
                     flush=True,
                 )
     (args.out / "hardware.json").write_text(
-        json.dumps({"command": command, "peaks": peaks, "rows": rows}, indent=1)
+        json.dumps({"command": command, "commit": commit, "peaks": peaks, "rows": rows}, indent=1)
     )
     pictures = plots(rows, args.out)
     tools = next((r["tools"] for r in rows if r.get("tools")), {})
@@ -302,8 +321,8 @@ def main() -> None:
         "",
         f"    .venv/bin/{command}",
         "",
-        f"Machine: {platform.machine()}, Python {platform.python_version()}; tools: "
-        + ", ".join(f"{k} {v}" for k, v in tools.items()),
+        f"Code: commit {commit}. Machine: {platform.machine()}, Python "
+        f"{platform.python_version()}; tools: " + ", ".join(f"{k} {v}" for k, v in tools.items()),
         "",
         "Each row is one `python -m compiler build` (the command is in `hardware.json`); "
         "inferences/s are at the build's clock, Fmax is nextpnr's for the routed design.",

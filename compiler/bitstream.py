@@ -49,6 +49,20 @@ CHECK_VECTORS = 16  # vectors of the quick RTL simulation before synthesis
 HARNESS_ESTIMATE = {"lut": 1000, "ff": 450, "ebr": 1}
 
 
+# After synthesis of the core alone: its netlist as mapped (core_netlist.v), then the same netlist
+# with every logic cell replaced by Yosys's own simulation model of it (core_netlist_sim.v): the
+# LUTs, flip-flops, carry cells and muxes as plain logic, which Icarus simulates several times
+# faster than thousands of model instances. The DSP and block RAM cells stay instances, for our
+# models (sim/models/).
+NETLIST_SCRIPT = (
+    "write_verilog -noattr core_netlist.v\n"
+    "techmap -autoproc -map +/ecp5/cells_sim.v t:LUT4 t:TRELLIS_FF t:CCU2C t:PFUMX t:L6MUX21 "
+    "t:TRELLIS_DPR16X4\n"
+    "opt_clean\n"
+    "write_verilog -noattr core_netlist_sim.v\n"
+)
+
+
 def bitstream_name(board: Board) -> str:
     return "top.bit" if board.family == "ecp5" else "top.bin"
 
@@ -294,7 +308,7 @@ def build_bitstream(
                 top=manifest["interface"]["top"],
                 source="core.v",
                 output="core.json",
-                extra="write_verilog -noattr core_netlist.v\n",
+                extra=NETLIST_SCRIPT,
             )
             vectors = _selftest_vectors(result)
             if netlist_vectors > len(vectors):
@@ -302,7 +316,7 @@ def build_bitstream(
 
                 vectors = sim_vectors(result.quantized, netlist_vectors, 0)
             return _check_rtl(
-                result, vectors[:netlist_vectors], progress, netlist=netdir / "core_netlist.v"
+                result, vectors[:netlist_vectors], progress, netlist=netdir / "core_netlist_sim.v"
             )
 
         if board.family != "ecp5":

@@ -99,22 +99,24 @@ def test_missed_clock_is_an_error_and_leaves_no_bitstream(tiny_model, calib, tmp
 
 
 @pytest.mark.parametrize(
-    ("board", "budget", "multipliers", "ii"),
+    ("board", "budget", "multipliers", "ii", "netlist_vectors"),
     [
         # the README's main job (II 235: its stages' one-slot queues add 7 cycles to 228)
-        ("ulx3s-85f", "28", 28, 235),
-        # the 12F at its default, full budget: the same core
-        ("ulx3s-12f", None, 28, 235),
+        ("ulx3s-85f", "28", 28, 235, 0),
+        # the 12F at its default, full budget: the same core, its netlist checked here
+        ("ulx3s-12f", None, 28, 235, 4),
     ],
 )
-def test_digits_debut_build(tmp_path, board, budget, multipliers, ii):
+def test_digits_debut_build(tmp_path, board, budget, multipliers, ii, netlist_vectors):
     """The shipped digits DeBut model through the whole flow. The full 156-DSP core of the 85F
-    takes far longer to route than this tier allows, and the netlist check of these cores (ROMs
-    in LUTs) simulates at a few cycles per second, so the post-synthesis check stays with the
-    small model above."""
+    takes far longer to route than this tier allows. The netlist of this core simulates at a few
+    tens of cycles per second in Icarus, so its post-synthesis check (step ROMs in block RAM,
+    through our DP16KD model) runs on 4 vectors (about 2,000 cycles), once: both builds
+    synthesise the same core."""
     out = tmp_path / "digits"
     model = ROOT / "examples" / "digits_debut.pt"
     args = ["build", str(model), "--board", board, "--out", str(out)]
+    args += ["--netlist-sim", str(netlist_vectors)]
     assert main([*args, *(["--dsp-budget", budget] if budget else [])]) == 0
     report = json.loads((out / "report.json").read_text())
     synth, estimate = report["synth"], report["synth"]["estimate"]
@@ -128,6 +130,10 @@ def test_digits_debut_build(tmp_path, board, budget, multipliers, ii):
     assert used["TRELLIS_FF"] == pytest.approx(estimate["ff"], rel=0.25)
     assert synth["timing_met"] and synth["fmax_mhz"] >= synth["clock_mhz"] == 37.5
     assert synth["rtl_check"]["mismatches"] == 0 and synth["rtl_check"]["vectors"] == 16
+    if netlist_vectors:
+        check = synth["netlist_check"]
+        assert (check["vectors"], check["mismatches"]) == (netlist_vectors, 0)
+        assert "DP16KD" in (out / "netlist" / "core_netlist.v").read_text()
     assert (out / "top.bit").stat().st_size > 100_000
     assert report["quant"]["fixed_accuracy"] > 0.95
     assert report["throughput"]["inferences_per_s"] == pytest.approx(37.5e6 / ii)
