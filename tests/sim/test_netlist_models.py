@@ -77,8 +77,7 @@ def test_dp16kd_model_reads_back_the_rom_yosys_mapped(tmp_path, depth, width):
     abits = (depth - 1).bit_length()
     order = np.random.default_rng(1).permutation(depth)
     reads = "\n".join(
-        f"    addr = {a}; #1 clk = 1; #1 clk = 0; $display(\"%0d %0d\", {a}, data);"
-        for a in order
+        f'    addr = {a}; #1 clk = 1; #1 clk = 0; $display("%0d %0d", {a}, data);' for a in order
     )
     (tmp_path / "tb.v").write_text(
         f"module tb;\n  reg clk = 0, rst = 0;\n  reg [{abits - 1}:0] addr = 0;\n"
