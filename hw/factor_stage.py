@@ -687,21 +687,22 @@ class _Sequencer:
         self.step = Signal(range(ii), name=f"step_{name}")
         last_step = self.step == ii - 1
         going = self.full & ~last_step
-        full_next = Signal(name=f"full_next_{name}")
-        step_next = Signal(range(ii), name=f"step_next_{name}")
-        m.d.comb += [
-            full_next.eq(self.accept | going),
-            step_next.eq(Mux(going & ~self.accept, self.step + 1, 0)),
-        ]
+        # The next state, with the input transfer (which arrives from the previous stage, often
+        # from across the device) entering each function at its last level of logic only:
+        # everything else is computed from this sequencer's own registers.
         m.d.sync += [
-            self.full.eq(full_next),
-            self.step.eq(step_next),
-            self.ready.eq((~full_next | (step_next == ii - 1)) & room_next),
+            self.full.eq(self.accept | going),
+            self.step.eq(Mux(self.accept, 0, Mux(going, self.step + 1, 0))),
+            # ready again in the cycle after the last step is issued (the next vector is
+            # taken in the last issue cycle) and once the queue has room
+            self.ready.eq(Mux(self.accept, ii == 1, ~going | (self.step == ii - 2)) & room_next),
         ]
-        # the ROM address: the next step's word, read a cycle ahead; a register itself (from
-        # the next state), so the ROM's address lines are driven straight from flip-flops
+        # the ROM address: the word of the step after the one issued next, read a cycle ahead;
+        # a register itself, so the ROM's address lines come straight from flip-flops
         self.next_address = Signal(range(ii), name=f"rom_addr_{name}")
-        m.d.sync += self.next_address.eq(Mux(full_next & (step_next != ii - 1), step_next + 1, 0))
+        m.d.sync += self.next_address.eq(
+            Mux(self.accept, 1 % ii, Mux(going & (self.step != ii - 2), self.step + 2, 0))
+        )
 
         self.valid = [self.full] + [Signal(name=f"v{n}_{name}") for n in range(1, 4)]
         self.steps = [self.step] + [
