@@ -24,7 +24,6 @@ import io
 import json
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from boards.registry import get_board  # noqa: E402
 from compiler.cli import main as compiler_main  # noqa: E402
+from compiler.manifest import git_revision  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 MODELS = ("dense", "debut", "butterfly")
@@ -248,23 +248,6 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
     return paths
 
 
-def _commit() -> str:
-    """The checked-out commit, marked ``+changes`` when the working tree differs from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return f"{head or 'unknown'}{' +changes' if dirty else ''}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--boards", nargs="+", default=["ulx3s-85f", "ulx3s-25f"])
@@ -281,7 +264,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     command = "python bench/hardware.py " + shlex.join(sys.argv[1:])
-    commit = _commit()  # the code every build of this run imports
+    commit = git_revision() or "unknown"  # the code every build of this run imports
     args.out.mkdir(parents=True, exist_ok=True)
 
     peaks = {}
