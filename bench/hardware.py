@@ -14,47 +14,85 @@ registered multiply) gives the fraction of it each design reaches.
 Writes ``OUT/hardware.json``, ``OUT/BENCHMARKS.md`` (with this command and the tool versions) and
 two plots: inferences/s against DSPs, and accuracy against parameters. ``--no-synth`` stops at
 the core (the estimates, no tools): minutes instead of hours. Not a test.
+
+A whole sweep is hours of place and route, so ``hardware.json`` is rewritten after every build
+(``"complete": false`` until the last), ``--jobs N`` runs N builds at once (nextpnr uses one
+core), and ``--resume`` keeps the rows of an earlier run of this command whose code fingerprint
+(the committed trees of everything a build runs, see :func:`code_fingerprint`) is the current
+one: the same code, seeds and tools give the same bitstreams, so those rows are what this run
+would measure again.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
+import hashlib
 import json
 import platform
 import shlex
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from boards.registry import get_board  # noqa: E402
-from compiler.cli import main as compiler_main  # noqa: E402
 from compiler.manifest import git_revision  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 MODELS = ("dense", "debut", "butterfly")
+# what a build runs: the fingerprint of --resume covers these trees
+BUILD_CODE = ("compiler", "hw", "boards", "sim", "examples", "pyproject.toml")
+
+
+def code_fingerprint() -> str | None:
+    """A hash of the committed trees of ``BUILD_CODE``, or None when any of them has changes
+    that are not committed (or outside git): two runs with the same fingerprint built the same
+    code, whatever else (documents, this script) changed between their commits."""
+    try:
+        trees = subprocess.run(
+            ["git", "rev-parse", *(f"HEAD:{path}" for path in BUILD_CODE)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *BUILD_CODE],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return None if changed else hashlib.sha1(trees.encode()).hexdigest()[:16]
 
 
 def build(model: str, board: str, budget: int, out: Path, *, seed: int, synth: bool) -> dict:
-    """Run `build` and return one row from its report (or the error it stopped with)."""
+    """Run `build` (in its own process) and return one row from its report (or the error it
+    stopped with)."""
     args = ["build", str(EXAMPLES / f"digits_{model}.pt"), "--board", board]
     args += ["--dsp-budget", str(budget), "--seed", str(seed), "--out", str(out)]
     if not synth:
         args.append("--no-synth")
-    err = io.StringIO()
     start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        status = compiler_main(args)
+    done = subprocess.run(
+        [sys.executable, "-m", "compiler", *args], cwd=ROOT, capture_output=True, text=True
+    )
+    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("error: ")]
     row = {
         "model": model,
         "board": board,
         "budget": budget,
+        "seed": seed,
         "command": "python -m compiler " + shlex.join(args).replace(f"{ROOT}/", ""),
-        "status": "ok" if status == 0 else err.getvalue().strip().removeprefix("error: "),
+        "status": "ok"
+        if done.returncode == 0
+        else (errors[-1].removeprefix("error: ") if errors else done.stderr.strip()[-300:]),
         "wall_s": time.perf_counter() - start,
     }
     report_path = out / "report.json"
@@ -262,10 +300,34 @@ def main() -> None:
         default=ROOT / "bench" / "results" / "nngen" / "nngen.json",
         help="NNgen's figures from bench/peer/run_nngen.py (shown when the file exists)",
     )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="builds run at once (nextpnr takes one core each)"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows of OUT/hardware.json built from the same code (fingerprint)",
+    )
     args = parser.parse_args()
-    command = "python bench/hardware.py " + shlex.join(sys.argv[1:])
+    command = "python bench/hardware.py " + shlex.join(
+        [a for a in sys.argv[1:] if a != "--resume" and not a.startswith("--jobs")]
+    )
     commit = git_revision() or "unknown"  # the code every build of this run imports
+    fingerprint = code_fingerprint()
     args.out.mkdir(parents=True, exist_ok=True)
+    results = args.out / "hardware.json"
+
+    earlier = {}
+    if args.resume:
+        old = json.loads(results.read_text()) if results.is_file() else {}
+        if fingerprint is None or old.get("fingerprint") != fingerprint:
+            sys.exit(
+                f"--resume: {results} was built from other code (fingerprint "
+                f"{old.get('fingerprint')}, now {fingerprint or 'uncommitted changes'}); "
+                "run without --resume"
+            )
+        earlier = {(r["board"], r["model"], r["budget"], r.get("seed")): r for r in old["rows"]}
+        print(f"resuming: {len(earlier)} rows of {results} are from this code")
 
     peaks = {}
     if not args.no_synth:
@@ -276,27 +338,54 @@ def main() -> None:
                 peaks[board] = measure(board, seed=args.seed)
                 print(f"{board}: one registered multiply at {peaks[board]['dsp_fmax_mhz']:.1f} MHz")
 
-    rows = []
+    plan = []
     for board_name in args.boards:
         board = get_board(board_name)
         budgets = sorted({board.dsp if b == "full" else int(b) for b in args.budgets}, reverse=True)
-        for budget in (b for b in budgets if b <= board.dsp):
-            for model in args.models:
-                out = args.out / "builds" / f"{board_name}-{model}-{budget}"
-                row = build(model, board_name, budget, out, seed=args.seed, synth=not args.no_synth)
-                rows.append(row)
-                print(
-                    f"{board_name:10} {model:9} {budget:4} DSPs: {row['status'][:60]:60} "
-                    f"II {_fmt(row.get('ii')):>5}  Fmax {_fmt(row.get('fmax_mhz'), '.1f'):>6}  "
-                    f"{_fmt(row.get('inferences_per_s'), ',.0f'):>10} inf/s  "
-                    f"({row['wall_s']:.0f} s)",
-                    flush=True,
-                )
-    (args.out / "hardware.json").write_text(
-        json.dumps({"command": command, "commit": commit, "peaks": peaks, "rows": rows}, indent=1)
-    )
+        plan += [(board_name, m, b) for b in budgets if b <= board.dsp for m in args.models]
+
+    def save(rows: list[dict], complete: bool) -> None:
+        order = {key: n for n, key in enumerate(plan)}
+        rows.sort(key=lambda r: order[(r["board"], r["model"], r["budget"])])
+        record = {"command": command, "commit": commit, "fingerprint": fingerprint}
+        record.update(complete=complete, peaks=peaks, rows=rows)
+        tmp = results.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        tmp.replace(results)
+
+    rows = [earlier[(*k, args.seed)] for k in plan if (*k, args.seed) in earlier]
+    todo = [k for k in plan if (*k, args.seed) not in earlier]
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        running = {
+            pool.submit(
+                build,
+                model,
+                board_name,
+                budget,
+                args.out / "builds" / f"{board_name}-{model}-{budget}",
+                seed=args.seed,
+                synth=not args.no_synth,
+            )
+            for board_name, model, budget in todo
+        }
+        for future in as_completed(running):
+            row = future.result()
+            row["commit"] = commit
+            rows.append(row)
+            save(rows, complete=False)
+            print(
+                f"{row['board']:10} {row['model']:9} {row['budget']:4} DSPs: "
+                f"{row['status'][:60]:60} II {_fmt(row.get('ii')):>5}  "
+                f"Fmax {_fmt(row.get('fmax_mhz'), '.1f'):>6}  "
+                f"{_fmt(row.get('inferences_per_s'), ',.0f'):>10} inf/s  "
+                f"({row['wall_s']:.0f} s)",
+                flush=True,
+            )
+    save(rows, complete=True)
     pictures = plots(rows, args.out)
     tools = next((r["tools"] for r in rows if r.get("tools")), {})
+    # with --resume, rows can come from several commits of the same build code
+    commits = sorted({r.get("commit", commit) for r in rows})
     text = [
         "# Benchmarks: the shipped digits models on boards",
         "",
@@ -304,8 +393,9 @@ def main() -> None:
         "",
         f"    .venv/bin/{command}",
         "",
-        f"Code: commit {commit}. Machine: {platform.machine()}, Python "
-        f"{platform.python_version()}; tools: " + ", ".join(f"{k} {v}" for k, v in tools.items()),
+        f"Code: commit {', '.join(commits)} (build code fingerprint {fingerprint}). "
+        f"Machine: {platform.machine()}, Python {platform.python_version()}; tools: "
+        + ", ".join(f"{k} {v}" for k, v in tools.items()),
         "",
         "Each row is one `python -m compiler build` (the command is in `hardware.json`); "
         "inferences/s are at the build's clock, Fmax is nextpnr's for the routed design.",
