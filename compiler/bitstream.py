@@ -28,14 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from boards.registry import Board
-from compiler.build import BuildResult, hardware_section
+from compiler.build import BuildResult, design_estimate, misfits
 from compiler.errors import FitError, SimulationMismatch, TimingError
 from compiler.execute import quantize_input, run_integer
 from compiler.lower import lower
 from compiler.report import write_json_atomic, write_report
 
 __all__ = [
-    "HARNESS_ESTIMATE",
     "SELFTEST_VECTORS",
     "bitstream_name",
     "build_bitstream",
@@ -44,9 +43,6 @@ __all__ = [
 
 SELFTEST_VECTORS = 32  # input vectors stored on chip for the SELFTEST command
 CHECK_VECTORS = 16  # vectors of the quick RTL simulation before synthesis
-# the harness around the core (UARTs, host link with its self-test ROM and checksum, PLL, LEDs),
-# measured: an ECP5 build of a small model with the harness, minus the estimate of its core
-HARNESS_ESTIMATE = {"lut": 1000, "ff": 450, "ebr": 1}
 
 
 # After synthesis of the core alone: its netlist as mapped (core_netlist.v), then the same netlist
@@ -67,27 +63,12 @@ def bitstream_name(board: Board) -> str:
     return "top.bit" if board.family == "ecp5" else "top.bin"
 
 
-def _estimate(lowered) -> dict[str, int]:
-    core = hardware_section(lowered)["estimate"]
-    return {key: core[key] + HARNESS_ESTIMATE.get(key, 0) for key in core}
-
-
-def _misfits(estimate: dict[str, int], board: Board) -> list[str]:
-    limits = {"dsp": board.dsp, "lut": board.lut, "ebr": board.ebr}
-    names = {"dsp": "DSPs", "lut": "LUT4s", "ebr": "EBRs"}
-    return [
-        f"{estimate[key]:,} {names[key]} of {limit:,}"
-        for key, limit in limits.items()
-        if estimate[key] > limit
-    ]
-
-
 def check_fit(result: BuildResult, board: Board) -> dict[str, int]:
     """Raise :class:`FitError` when the estimate of the core and harness exceeds ``board``,
     naming the largest DSP budget that fits (or that none does). Returns the estimate."""
-    estimate = _estimate(result.lowered)
-    misfits = _misfits(estimate, board)
-    if not misfits:
+    estimate = design_estimate(result.lowered)
+    problems = misfits(estimate, board)
+    if not problems:
         return estimate
     graph = result.quantized.graph
     budget = result.lowered.network.multipliers
@@ -96,20 +77,20 @@ def check_fit(result: BuildResult, board: Board) -> dict[str, int]:
     for candidate in range(min(budget, board.dsp) - 1, stages - 1, -1):
         lowered = lower(graph, budget=candidate)
         lowered.discard()
-        if not _misfits(_estimate(lowered), board):
+        if not misfits(design_estimate(lowered), board):
             suggestion = f"--dsp-budget {candidate} fits (II {lowered.ii} cycles)"
             break
     if suggestion is None:
         smallest_design = lower(graph, budget=stages)
         smallest_design.discard()
-        smallest = _estimate(smallest_design)
+        smallest = design_estimate(smallest_design)
         suggestion = (
             f"no DSP budget fits: even with one multiplier per stage it needs an estimated "
             f"{smallest['lut']:,} LUT4s and {smallest['ebr']} EBRs; use a larger board "
             "(python -m compiler boards) or a smaller model"
         )
     raise FitError(
-        f"the design does not fit {board.name}: it needs an estimated {', '.join(misfits)}; "
+        f"the design does not fit {board.name}: it needs an estimated {', '.join(problems)}; "
         f"{suggestion}"
     )
 

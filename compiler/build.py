@@ -21,9 +21,19 @@ from compiler.manifest import manifest_of
 from compiler.report import write_json_atomic, write_report
 from compiler.summary import summarize
 
-__all__ = ["BuildResult", "build_core", "interface_of"]
+__all__ = [
+    "HARNESS_ESTIMATE",
+    "BuildResult",
+    "build_core",
+    "design_estimate",
+    "interface_of",
+    "misfits",
+]
 
 CORE_NAME = "debut_core"
+# the harness around the core (UARTs, host link with its self-test ROM and checksum, PLL, LEDs),
+# measured: an ECP5 build of a small model with the harness, minus the estimate of its core
+HARNESS_ESTIMATE = {"lut": 1000, "ff": 450, "ebr": 1}
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -65,9 +75,27 @@ def interface_of(lowered: Lowered, quantized: Quantized) -> dict:
     }
 
 
+def design_estimate(lowered: Lowered) -> dict[str, int]:
+    """The analytical estimate of the core and the board harness around it."""
+    core = hardware_section(lowered)["estimate"]
+    return {key: core[key] + HARNESS_ESTIMATE.get(key, 0) for key in core}
+
+
+def misfits(estimate: dict[str, int], board: Board) -> list[str]:
+    """What of ``estimate`` exceeds ``board`` (each LUT4 has one flip-flop), as text."""
+    limits = {"dsp": board.dsp, "lut": board.lut, "ff": board.lut, "ebr": board.ebr}
+    names = {"dsp": "DSPs", "lut": "LUT4s", "ff": "flip-flops", "ebr": "EBRs"}
+    return [
+        f"{estimate[key]:,} {names[key]} of {limit:,}"
+        for key, limit in limits.items()
+        if estimate[key] > limit
+    ]
+
+
 def hardware_section(lowered: Lowered) -> dict:
     stages = []
-    totals = {"dsp": 0, "lut": 0, "ff": 0, "ebr": 0}
+    registers = lowered.network.stage_register_resources()
+    totals = dict(registers)
     for plan, stage in zip(lowered.plans, lowered.network.stages, strict=True):
         estimate = stage.resources()
         for key in totals:
@@ -93,6 +121,7 @@ def hardware_section(lowered: Lowered) -> dict:
         "multiplier_efficiency": lowered.multiplier_efficiency,
         "in_per_beat": lowered.in_per_beat,
         "out_per_beat": lowered.out_per_beat,
+        "stage_registers": bool(lowered.network.stage_registers),
         "estimate": totals,
         "stages": stages,
     }
@@ -149,10 +178,26 @@ def build_core(
             trust_pickle=trust_pickle,
         ),
     )
-    lowered = step(
-        "lower",
-        lambda: lower(quantized.graph, budget=budget, target_ii=target_ii, dsp=board.dsp_primitive),
-    )
+
+    def lower_for_board() -> Lowered:
+        # registers between the stages whenever the II allows them and the board has room
+        plain = lower(quantized.graph, budget=budget, target_ii=target_ii, dsp=board.dsp_primitive)
+        if plain.ii < 2:
+            return plain
+        registered = lower(
+            quantized.graph,
+            budget=budget,
+            target_ii=target_ii,
+            dsp=board.dsp_primitive,
+            stage_registers=True,
+        )
+        if misfits(design_estimate(registered), board):
+            registered.discard()
+            return plain
+        plain.discard()
+        return registered
+
+    lowered = step("lower", lower_for_board)
 
     def emit() -> Path:
         from amaranth.back import verilog
@@ -171,6 +216,7 @@ def build_core(
         "board": board.name,
         "dsp_budget": budget,
         "target_ii": target_ii,
+        "stage_registers": bool(lowered.network.stage_registers),
     }
     manifest = manifest_of(quantized.graph, model_path=model, options=options)
     manifest["interface"] = interface_of(lowered, quantized)

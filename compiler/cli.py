@@ -307,16 +307,17 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"  core: II {lowered.ii} cycles, latency {lowered.latency} cycles, "
         f"{lowered.network.multipliers} multipliers of {board.dsp} DSPs, multiplier efficiency "
         f"{lowered.multiplier_efficiency:.3f}"
+        + (", registers between stages" if hardware["stage_registers"] else "")
     )
     print(
         f"  estimate: {est['dsp']} DSP, {est['lut']:,} LUT4 of {board.lut:,}, "
         f"{est['ff']:,} FF, {est['ebr']} EBR"
     )
-    if est["lut"] > board.lut or est["ebr"] > board.ebr:
+    if est["lut"] > board.lut or est["ff"] > board.lut or est["ebr"] > board.ebr:
         print(
-            f"  warning: the estimate exceeds {board.name}'s {board.lut:,} LUT4s or "
-            f"{board.ebr} EBRs; try a larger board, or a smaller --dsp-budget (fewer "
-            "multipliers need less logic)"
+            f"  warning: the estimate exceeds {board.name}'s {board.lut:,} LUT4s and "
+            f"flip-flops or {board.ebr} EBRs; try a larger board, or a smaller --dsp-budget "
+            "(fewer multipliers need less logic)"
         )
     rows = [["stage", "factor", "MACs", "mult", "II", "latency"]]
     for st in hardware["stages"]:
@@ -504,7 +505,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         raise OptionError(f"--input must be a readable .npy of raw features ({exc})") from None
     if args.port == "sim":
-        lowered = lower(graph, budget=options.get("dsp_budget"), target_ii=options.get("target_ii"))
+        lowered = lower(
+            graph,
+            budget=options.get("dsp_budget"),
+            target_ii=options.get("target_ii"),
+            stage_registers=options.get("stage_registers", False),
+        )
         if "inputs" in expected:
             selftest = np.asarray(expected["inputs"], dtype=np.int64)
         else:

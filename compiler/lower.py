@@ -60,7 +60,7 @@ class Lowered:
         """Mark a network that will never be elaborated (one only estimated, or one whose build
         stopped early) so that Amaranth does not warn that it was created but never used."""
         net = self.network
-        for part in (net, net.deserializer, net.serializer, *net.stages):
+        for part in (net, net.deserializer, net.serializer, *net.stages, *net.stage_registers):
             part._MustUse__silence = True
 
 
@@ -75,14 +75,18 @@ def lower(
     budget: int | None = None,
     target_ii: int | None = None,
     dsp: str | None = None,
+    stage_registers: bool = False,
 ) -> Lowered:
     """Build the network core of a quantised graph. ``dsp`` names the DSP cell the stages
     instantiate (see :data:`hw.factor_stage.DSP_PRIMITIVES`); None leaves the multipliers to
-    synthesis, and is the one the Amaranth simulator can run."""
+    synthesis, and is the one the Amaranth simulator can run. ``stage_registers``: a register
+    between consecutive stages (see :class:`hw.network.Network`; needs an II of 2 or more)."""
     if graph.input_format is None or any(op.quant is None for op in graph.layers):
         raise CompilerError("the graph is not quantised; quantise it before lowering")
     plans = stage_plans(graph)
     folding = fold([p.macs for p in plans], budget=budget, target_ii=target_ii)
+    if stage_registers and folding.ii < 2:  # checked before any stage is made
+        raise ValueError(f"stage registers need an II of at least 2, not {folding.ii}")
     stages = []
     ops = {op.name: op for op in graph.layers}
     for plan, multipliers in zip(plans, folding.multipliers, strict=True):
@@ -116,5 +120,6 @@ def lower(
         out_format=graph.output_format,
         in_per_beat=in_per_beat,
         out_per_beat=out_per_beat,
+        stage_registers=stage_registers,
     )
     return Lowered(network, tuple(plans), folding, in_per_beat, out_per_beat)

@@ -1,4 +1,5 @@
-"""The network core: deserializer, one factor stage per DeBut factor, serializer."""
+"""The network core: deserializer, one factor stage per DeBut factor (with or without a register
+between consecutive stages), serializer."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hw.deserializer import Deserializer
 from hw.factor_stage import FactorStage
 from hw.layouts import beat_layout
 from hw.serializer import Serializer
+from hw.stream_register import HalfRateRegister
 
 __all__ = ["Network"]
 
@@ -27,6 +29,12 @@ class Network(wiring.Component):
 
     Timing: one vector per :attr:`ii` cycles; :attr:`latency` cycles from the transfer of a
     vector's last input beat to its first output beat being valid, with no stalls.
+
+    ``stage_registers``: a :class:`HalfRateRegister` between consecutive stages, so that no path
+    runs from one stage's logic into the next one's (a large stage spreads over a region of the
+    device, and every path between two of them crossed the gap with logic on both sides). Each
+    costs a whole vector of flip-flops and a cycle of latency, and passes a vector at most every
+    two cycles, so the network's II must be at least 2.
     """
 
     def __init__(
@@ -37,6 +45,7 @@ class Network(wiring.Component):
         out_format: Fixed,
         in_per_beat: int,
         out_per_beat: int,
+        stage_registers: bool = False,
     ) -> None:
         if not stages:
             raise ValueError("stages must not be empty")
@@ -49,6 +58,11 @@ class Network(wiring.Component):
         self.stages = list(stages)
         self.deserializer = Deserializer(in_format, stages[0].factor.q, in_per_beat)
         self.serializer = Serializer(out_format, stages[-1].factor.p, out_per_beat)
+        self.stage_registers = [
+            HalfRateRegister(stage.o.payload.shape()) for stage in stages[:-1] if stage_registers
+        ]
+        if stage_registers and self.ii < 2:
+            raise ValueError(f"stage registers need an II of at least 2, not {self.ii}")
         super().__init__(
             {
                 "i": In(stream.Signature(beat_layout(in_format, in_per_beat))),
@@ -68,7 +82,15 @@ class Network(wiring.Component):
     def latency(self) -> int:
         # 1 cycle to hand the vector over from the deserializer, each stage's latency from its
         # input transfer to its output valid, and 1 cycle into the serializer
-        return 1 + sum(stage.latency for stage in self.stages) + 1
+        # (and a cycle per stage register)
+        return 1 + sum(stage.latency for stage in self.stages) + len(self.stage_registers) + 1
+
+    def stage_register_resources(self) -> dict[str, int]:
+        """Flip-flops and LUT4s of the stage registers: the vector and two state bits each, and
+        a LUT for each state bit's next value and for the load enable."""
+        vectors = sum(len(r.o.payload.as_value()) for r in self.stage_registers)
+        count = len(self.stage_registers)
+        return {"dsp": 0, "lut": 3 * count, "ff": vectors + 2 * count, "ebr": 0}
 
     @property
     def multipliers(self) -> int:
@@ -82,6 +104,11 @@ class Network(wiring.Component):
         previous = self.deserializer.o
         for k, stage in enumerate(self.stages):
             m.submodules[f"stage{k}"] = stage
+            if k and self.stage_registers:
+                register = self.stage_registers[k - 1]
+                m.submodules[f"register{k}"] = register
+                wiring.connect(m, previous, register.i)
+                previous = register.o
             wiring.connect(m, previous, stage.i)
             previous = stage.o
         wiring.connect(m, previous, self.serializer.i)

@@ -92,17 +92,20 @@ def simulate(lowered, inputs, *, seed=0, idle=0.0, stall=0.0):
 
 
 @pytest.mark.parametrize(
-    ("seed", "sizes", "budget", "shape"),
+    ("seed", "sizes", "budget", "shape", "registers"),
     [
-        (0, (12, 18, 6), 7, "monotonic"),  # folded, II set by the budget
-        (1, (10, 20, 5), 23, "bulging"),
-        (2, (8, 12, 4), 10_000, "any"),  # fully parallel, II = 1 in every stage
+        (0, (12, 18, 6), 7, "monotonic", False),  # folded, II set by the budget
+        (0, (12, 18, 6), 7, "monotonic", True),  # with registers between the stages
+        (1, (10, 20, 5), 23, "bulging", False),
+        (1, (10, 20, 5), 23, "bulging", True),
+        (2, (8, 12, 4), 10_000, "any", False),  # fully parallel, II = 1 in every stage
     ],
 )
-def test_network_bit_exact_with_stalls(seed, sizes, budget, shape):
+def test_network_bit_exact_with_stalls(seed, sizes, budget, shape, registers):
     graph, x = small_graph(seed, sizes, shape)
-    lowered = lower(graph, budget=budget)
+    lowered = lower(graph, budget=budget, stage_registers=registers)
     assert lowered.network.multipliers <= budget
+    assert len(lowered.network.stage_registers) == (len(lowered.plans) - 1 if registers else 0)
     fmt = graph.input_format
     x_int = quantize_input(graph, x[:30])
     edges = np.array([[fmt.max_int] * sizes[0], [fmt.min_int] * sizes[0]])
@@ -111,10 +114,12 @@ def test_network_bit_exact_with_stalls(seed, sizes, budget, shape):
     np.testing.assert_array_equal(got, run_integer(graph, x_int).output)
 
 
-@pytest.mark.parametrize("budget", [8, 40, 10_000])
-def test_measured_ii_and_latency_equal_the_model(budget):
+@pytest.mark.parametrize(
+    ("budget", "registers"), [(8, False), (8, True), (40, False), (40, True), (10_000, False)]
+)
+def test_measured_ii_and_latency_equal_the_model(budget, registers):
     graph, x = small_graph(3, (12, 16, 6))
-    lowered = lower(graph, budget=budget)
+    lowered = lower(graph, budget=budget, stage_registers=registers)
     x_int = quantize_input(graph, x[:30])
     got, in_times, out_times = simulate(lowered, x_int)
     np.testing.assert_array_equal(got, run_integer(graph, x_int).output)
@@ -123,6 +128,15 @@ def test_measured_ii_and_latency_equal_the_model(budget):
     assert set(np.diff(in_times)[-10:].tolist()) == {lowered.ii}
     assert set(np.diff(out_times)[-10:].tolist()) == {lowered.ii}
     assert out_times[0] - in_times[0] == lowered.latency
+
+
+def test_stage_registers_need_an_ii_of_two():
+    graph, _ = small_graph(3, (12, 16, 6))
+    parallel = lower(graph, budget=10_000)
+    parallel.discard()
+    assert parallel.ii == 1
+    with pytest.raises(ValueError, match="II of at least 2"):
+        lower(graph, budget=10_000, stage_registers=True)
 
 
 @pytest.mark.sim
@@ -139,7 +153,7 @@ def test_shipped_debut_model_at_the_ulx3s_25f_budget():
 @pytest.mark.parametrize("name", ["debut", "dense"])
 def test_shipped_models_at_the_ulx3s_85f_budget(name):
     q = quantize_model(EXAMPLES / f"digits_{name}.pt")
-    lowered = lower(q.graph, budget=156)
+    lowered = lower(q.graph, budget=156, stage_registers=True)  # as `build` makes them there
     x_int = quantize_input(q.graph, q.data.test[:6])
     got, _, _ = simulate(lowered, x_int, idle=0.2, stall=0.2)
     np.testing.assert_array_equal(got, q.test_run.output[:6])

@@ -1,5 +1,6 @@
-"""StreamRegister: every transfer passes once and in order, one cycle later, at full rate; its
-handshake outputs are registers (no combinational path from o.ready to i.ready)."""
+"""StreamRegister and HalfRateRegister: every transfer passes once and in order, one cycle later,
+at one per cycle (one per two cycles); their handshake outputs are registers (no combinational
+path from o.ready to i.ready)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from hw.stream_register import StreamRegister
+from hw.stream_register import HalfRateRegister, StreamRegister
 
 
+@pytest.mark.parametrize(("kind", "rate"), [(StreamRegister, 1), (HalfRateRegister, 2)])
 @pytest.mark.parametrize(("in_idle", "out_stall"), [(0.0, 0.0), (0.4, 0.0), (0.0, 0.5), (0.3, 0.3)])
-def test_passes_every_transfer_in_order(in_idle, out_stall):
-    dut = StreamRegister(12)
+def test_passes_every_transfer_in_order(kind, rate, in_idle, out_stall):
+    dut = kind(12)
     rng = random.Random(7)
     sent = [rng.randrange(1 << 12) for _ in range(200)]
     got, in_cycles, out_cycles = [], [], []
@@ -46,14 +48,15 @@ def test_passes_every_transfer_in_order(in_idle, out_stall):
     sim.run()
     assert got == sent
     assert all(o > i for i, o in zip(in_cycles, out_cycles, strict=True))
-    if in_idle == out_stall == 0:  # back to back: one per cycle, one cycle later
-        assert in_cycles == list(range(len(sent)))
+    if in_idle == out_stall == 0:  # back to back: one per `rate` cycles, one cycle later
+        assert in_cycles == list(range(0, rate * len(sent), rate))
         assert out_cycles == [c + 1 for c in in_cycles]
 
 
-def test_ready_does_not_follow_o_ready_combinationally():
+@pytest.mark.parametrize("kind", [StreamRegister, HalfRateRegister])
+def test_ready_does_not_follow_o_ready_combinationally(kind):
     """i.ready is a register: changing o.ready alone, within a cycle, never changes it."""
-    dut = StreamRegister(4)
+    dut = kind(4)
     seen = []
 
     async def bench(ctx):
