@@ -46,7 +46,7 @@ def test_ulx3s_12f_build_matches_estimate_and_netlist(tiny_model, calib, tmp_pat
             "--dsp-budget",
             "8",
             "--netlist-sim",
-            "20",
+            "300",
         )
         == 0
     )
@@ -61,7 +61,7 @@ def test_ulx3s_12f_build_matches_estimate_and_netlist(tiny_model, calib, tmp_pat
     assert used["TRELLIS_COMB"] == pytest.approx(estimate["lut"], rel=0.25)
     assert used["TRELLIS_FF"] == pytest.approx(estimate["ff"], rel=0.25)
     assert used["TRELLIS_COMB"] <= 12_000  # the 12F's own budget, not the 25F die it shares
-    assert synth["netlist_check"]["mismatches"] == 0 and synth["netlist_check"]["vectors"] == 20
+    assert synth["netlist_check"]["mismatches"] == 0 and synth["netlist_check"]["vectors"] == 300
     assert report["artifacts"]["bitstream"] == str(bitstream)
     assert report["throughput"]["inferences_per_s"] == pytest.approx(
         37.5e6 / report["hardware"]["ii_cycles"]
