@@ -309,9 +309,13 @@ def main() -> None:
         help="keep the rows of OUT/hardware.json built from the same code (fingerprint)",
     )
     args = parser.parse_args()
-    command = "python bench/hardware.py " + shlex.join(
-        [a for a in sys.argv[1:] if a != "--resume" and not a.startswith("--jobs")]
-    )
+    # the command that reproduces the figures: without --resume and --jobs (how it was run)
+    shown, skip = [], False
+    for arg in sys.argv[1:]:
+        if not skip and arg != "--resume" and not arg.startswith("--jobs"):
+            shown.append(arg)
+        skip = arg == "--jobs"
+    command = "python bench/hardware.py " + shlex.join(shown)
     commit = git_revision() or "unknown"  # the code every build of this run imports
     fingerprint = code_fingerprint()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -352,6 +356,56 @@ def main() -> None:
         tmp = results.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(record, indent=1))
         tmp.replace(results)
+        pictures = plots(rows, args.out)
+        tools = next((r["tools"] for r in rows if r.get("tools")), {})
+        # with --resume, rows can come from several commits of the same build code
+        commits = sorted({r.get("commit", commit) for r in rows})
+        text = [
+            "# Benchmarks: the shipped digits models on boards",
+            "",
+            *(
+                []
+                if complete
+                else [
+                    f"**Partial run: {len(rows)} of {len(plan)} builds so far** (this file is "
+                    "rewritten after every build; `--resume` carries on from the builds done).",
+                    "",
+                ]
+            ),
+            "Produced by (from the repository root, after `bash setup.sh`):",
+            "",
+            f"    .venv/bin/{command}",
+            "",
+            f"Code: commit {', '.join(commits)} (build code fingerprint {fingerprint}). "
+            f"Machine: {platform.machine()}, Python {platform.python_version()}; tools: "
+            + ", ".join(f"{k} {v}" for k, v in tools.items()),
+            "",
+            "Each row is one `python -m compiler build` (the command is in `hardware.json`); "
+            "inferences/s are at the build's clock, Fmax is nextpnr's for the routed design.",
+            "",
+            table(rows, peaks),
+            "",
+            *(
+                [
+                    "\\* not built (`--no-synth`): resources are the compiler's estimates and "
+                    "the rate is at the board's default clock."
+                ]
+                if any(not r.get("built") and r.get("ii") for r in rows)
+                else []
+            ),
+            "",
+            *(
+                f"- device peak, {b}: {p['dsp']} DSPs x {p['dsp_fmax_mhz']:.1f} MHz (one "
+                f"registered MULT18X18D) = {p['peak_macs_per_s'] / 1e9:.2f} GMAC/s"
+                for b, p in peaks.items()
+            ),
+            *debut_vs_dense(rows),
+            "",
+            *(f"![{p.stem}]({p.name})" for p in pictures),
+            *(peer_section(rows, json.loads(args.peer.read_text())) if args.peer.is_file() else []),
+            "",
+        ]
+        (args.out / "BENCHMARKS.md").write_text("\n".join(text))
 
     rows = [earlier[(*k, args.seed)] for k in plan if (*k, args.seed) in earlier]
     todo = [k for k in plan if (*k, args.seed) not in earlier]
@@ -382,47 +436,6 @@ def main() -> None:
                 flush=True,
             )
     save(rows, complete=True)
-    pictures = plots(rows, args.out)
-    tools = next((r["tools"] for r in rows if r.get("tools")), {})
-    # with --resume, rows can come from several commits of the same build code
-    commits = sorted({r.get("commit", commit) for r in rows})
-    text = [
-        "# Benchmarks: the shipped digits models on boards",
-        "",
-        "Produced by (from the repository root, after `bash setup.sh`):",
-        "",
-        f"    .venv/bin/{command}",
-        "",
-        f"Code: commit {', '.join(commits)} (build code fingerprint {fingerprint}). "
-        f"Machine: {platform.machine()}, Python {platform.python_version()}; tools: "
-        + ", ".join(f"{k} {v}" for k, v in tools.items()),
-        "",
-        "Each row is one `python -m compiler build` (the command is in `hardware.json`); "
-        "inferences/s are at the build's clock, Fmax is nextpnr's for the routed design.",
-        "",
-        table(rows, peaks),
-        "",
-        *(
-            [
-                "\\* not built (`--no-synth`): resources are the compiler's estimates and the rate "
-                "is at the board's default clock."
-            ]
-            if any(not r.get("built") and r.get("ii") for r in rows)
-            else []
-        ),
-        "",
-        *(
-            f"- device peak, {b}: {p['dsp']} DSPs x {p['dsp_fmax_mhz']:.1f} MHz (one "
-            f"registered MULT18X18D) = {p['peak_macs_per_s'] / 1e9:.2f} GMAC/s"
-            for b, p in peaks.items()
-        ),
-        *debut_vs_dense(rows),
-        "",
-        *(f"![{p.stem}]({p.name})" for p in pictures),
-        *(peer_section(rows, json.loads(args.peer.read_text())) if args.peer.is_file() else []),
-        "",
-    ]
-    (args.out / "BENCHMARKS.md").write_text("\n".join(text))
     print(f"wrote {args.out / 'hardware.json'}, {args.out / 'BENCHMARKS.md'} and the plots")
 
 
