@@ -330,7 +330,11 @@ def main() -> None:
                 f"{old.get('fingerprint')}, now {fingerprint or 'uncommitted changes'}); "
                 "run without --resume"
             )
-        earlier = {(r["board"], r["model"], r["budget"], r.get("seed")): r for r in old["rows"]}
+        earlier = {
+            (r["board"], r["model"], r["budget"], r.get("seed")): r
+            for r in old["rows"]
+            if not r["status"].endswith("interrupted")  # stopped, not finished: built again
+        }
         print(f"resuming: {len(earlier)} rows of {results} are from this code")
 
     peaks = {}
