@@ -127,7 +127,7 @@ def build(model: str, board: str, budget: int, out: Path, *, seed: int, synth: b
         tools=synth_s.get("tools"),
         built=bool(synth_s),
     )
-    if not synth_s and row["ii"]:  # --no-synth: the rate at the board's default clock
+    if not synth and row["ii"]:  # --no-synth: the rate at the board's default clock
         clock = get_board(board).default_clock_mhz
         rate = clock * 1e6 / row["ii"]
         row.update(
@@ -286,6 +286,71 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
     return paths
 
 
+def write_results(record: dict, out: Path, peer: Path) -> None:
+    """Write ``out/hardware.json`` (``record``: the run's command, commit, fingerprint,
+    ``complete``, ``plan``, ``peaks`` and ``rows``), the plots and ``out/BENCHMARKS.md``."""
+    keys = record.get("plan") or [(r["board"], r["model"], r["budget"]) for r in record["rows"]]
+    plan = [tuple(key) for key in keys]
+    rows, peaks, complete = record["rows"], record["peaks"], record["complete"]
+    command, commit, fingerprint = record["command"], record["commit"], record["fingerprint"]
+    order = {key: n for n, key in enumerate(plan)}
+    rows.sort(key=lambda r: order.get((r["board"], r["model"], r["budget"]), len(order)))
+    results = out / "hardware.json"
+    tmp = results.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(results)
+    pictures = plots(rows, out)
+    tools = next((r["tools"] for r in rows if r.get("tools")), {})
+    # with --resume, rows can come from several commits of the same build code
+    commits = sorted({r.get("commit", commit) for r in rows})
+    text = [
+        "# Benchmarks: the shipped digits models on boards",
+        "",
+        *(
+            []
+            if complete
+            else [
+                f"**Partial run: {len(rows)} of {len(plan)} builds so far** (this file is "
+                "rewritten after every build; `--resume` carries on from the builds done).",
+                "",
+            ]
+        ),
+        "Produced by (from the repository root, after `bash setup.sh`):",
+        "",
+        f"    .venv/bin/{command}",
+        "",
+        f"Code: commit {', '.join(commits)} (build code fingerprint {fingerprint}). "
+        f"Machine: {platform.machine()}, Python {platform.python_version()}; tools: "
+        + ", ".join(f"{k} {v}" for k, v in tools.items()),
+        "",
+        "Each row is one `python -m compiler build` (the command is in `hardware.json`); "
+        "inferences/s are at the build's clock, Fmax is nextpnr's for the routed design.",
+        "",
+        table(rows, peaks),
+        "",
+        *(
+            [
+                "\\* not built (`--no-synth`): resources are the compiler's estimates and "
+                "the rate is at the board's default clock."
+            ]
+            if any(not r.get("built") and r.get("ii") for r in rows)
+            else []
+        ),
+        "",
+        *(
+            f"- device peak, {b}: {p['dsp']} DSPs x {p['dsp_fmax_mhz']:.1f} MHz (one "
+            f"registered MULT18X18D) = {p['peak_macs_per_s'] / 1e9:.2f} GMAC/s"
+            for b, p in peaks.items()
+        ),
+        *debut_vs_dense(rows),
+        "",
+        *(f"![{p.stem}]({p.name})" for p in pictures),
+        *(peer_section(rows, json.loads(peer.read_text())) if peer.is_file() else []),
+        "",
+    ]
+    (out / "BENCHMARKS.md").write_text("\n".join(text))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--boards", nargs="+", default=["ulx3s-85f", "ulx3s-25f"])
@@ -304,6 +369,11 @@ def main() -> None:
         "--jobs", type=int, default=1, help="builds run at once (nextpnr takes one core each)"
     )
     parser.add_argument(
+        "--render",
+        action="store_true",
+        help="only rewrite OUT/BENCHMARKS.md and the plots from OUT/hardware.json (no builds)",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="keep the rows of OUT/hardware.json built from the same code (fingerprint)",
@@ -320,6 +390,10 @@ def main() -> None:
     fingerprint = code_fingerprint()
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "hardware.json"
+
+    if args.render:
+        write_results(json.loads(results.read_text()), args.out, args.peer)
+        return
 
     earlier = {}
     if args.resume:
@@ -352,65 +426,8 @@ def main() -> None:
         budgets = sorted({board.dsp if b == "full" else int(b) for b in args.budgets}, reverse=True)
         plan += [(board_name, m, b) for b in budgets if b <= board.dsp for m in args.models]
 
-    def save(rows: list[dict], complete: bool) -> None:
-        order = {key: n for n, key in enumerate(plan)}
-        rows.sort(key=lambda r: order[(r["board"], r["model"], r["budget"])])
-        record = {"command": command, "commit": commit, "fingerprint": fingerprint}
-        record.update(complete=complete, peaks=peaks, rows=rows)
-        tmp = results.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=1))
-        tmp.replace(results)
-        pictures = plots(rows, args.out)
-        tools = next((r["tools"] for r in rows if r.get("tools")), {})
-        # with --resume, rows can come from several commits of the same build code
-        commits = sorted({r.get("commit", commit) for r in rows})
-        text = [
-            "# Benchmarks: the shipped digits models on boards",
-            "",
-            *(
-                []
-                if complete
-                else [
-                    f"**Partial run: {len(rows)} of {len(plan)} builds so far** (this file is "
-                    "rewritten after every build; `--resume` carries on from the builds done).",
-                    "",
-                ]
-            ),
-            "Produced by (from the repository root, after `bash setup.sh`):",
-            "",
-            f"    .venv/bin/{command}",
-            "",
-            f"Code: commit {', '.join(commits)} (build code fingerprint {fingerprint}). "
-            f"Machine: {platform.machine()}, Python {platform.python_version()}; tools: "
-            + ", ".join(f"{k} {v}" for k, v in tools.items()),
-            "",
-            "Each row is one `python -m compiler build` (the command is in `hardware.json`); "
-            "inferences/s are at the build's clock, Fmax is nextpnr's for the routed design.",
-            "",
-            table(rows, peaks),
-            "",
-            *(
-                [
-                    "\\* not built (`--no-synth`): resources are the compiler's estimates and "
-                    "the rate is at the board's default clock."
-                ]
-                if any(not r.get("built") and r.get("ii") for r in rows)
-                else []
-            ),
-            "",
-            *(
-                f"- device peak, {b}: {p['dsp']} DSPs x {p['dsp_fmax_mhz']:.1f} MHz (one "
-                f"registered MULT18X18D) = {p['peak_macs_per_s'] / 1e9:.2f} GMAC/s"
-                for b, p in peaks.items()
-            ),
-            *debut_vs_dense(rows),
-            "",
-            *(f"![{p.stem}]({p.name})" for p in pictures),
-            *(peer_section(rows, json.loads(args.peer.read_text())) if args.peer.is_file() else []),
-            "",
-        ]
-        (args.out / "BENCHMARKS.md").write_text("\n".join(text))
-
+    record = {"command": command, "commit": commit, "fingerprint": fingerprint, "plan": plan}
+    record.update(peaks=peaks, complete=False)
     rows = [earlier[(*k, args.seed)] for k in plan if (*k, args.seed) in earlier]
     todo = [k for k in plan if (*k, args.seed) not in earlier]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -430,7 +447,8 @@ def main() -> None:
             row = future.result()
             row["commit"] = commit
             rows.append(row)
-            save(rows, complete=False)
+            record.update(rows=rows, complete=False)
+            write_results(record, args.out, args.peer)
             print(
                 f"{row['board']:10} {row['model']:9} {row['budget']:4} DSPs: "
                 f"{row['status'][:60]:60} II {_fmt(row.get('ii')):>5}  "
@@ -439,7 +457,8 @@ def main() -> None:
                 f"({row['wall_s']:.0f} s)",
                 flush=True,
             )
-    save(rows, complete=True)
+    record.update(rows=rows, complete=True)
+    write_results(record, args.out, args.peer)
     print(f"wrote {args.out / 'hardware.json'}, {args.out / 'BENCHMARKS.md'} and the plots")
 
 
