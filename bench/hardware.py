@@ -429,7 +429,12 @@ def main() -> None:
     record = {"command": command, "commit": commit, "fingerprint": fingerprint, "plan": plan}
     record.update(peaks=peaks, complete=False)
     rows = [earlier[(*k, args.seed)] for k in plan if (*k, args.seed) in earlier]
-    todo = [k for k in plan if (*k, args.seed) not in earlier]
+    # smaller builds first, so that a sweep stopped early has as many rows as it can; the
+    # fixed-butterfly model (15 stages) takes far longest to place and route at every budget
+    todo = sorted(
+        (k for k in plan if (*k, args.seed) not in earlier),
+        key=lambda k: (k[1] == "butterfly", k[2]),
+    )
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         running = {
             pool.submit(
