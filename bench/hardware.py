@@ -197,47 +197,72 @@ def debut_vs_dense(rows: list[dict]) -> list[str]:
     return out
 
 
-def peer_section(rows: list[dict], peer: dict) -> list[str]:
-    """NNgen's dense digits MLP beside our DeBut model at the same number of DSPs, in inferences
-    per cycle (clock-free) and per second at each design's own Fmax."""
-    if not peer.get("cycles_per_inference"):
+def peer_section(rows: list[dict], peers: list[dict]) -> list[str]:
+    """NNgen's dense digits MLP, one row per configuration measured, each followed by our DeBut
+    model on the same device (the ULX3S-85F) with as many DSPs as NNgen uses or the fewest
+    below: inferences per cycle (clock-free) and per second at each design's own Fmax."""
+    peers = sorted(
+        (p for p in peers if p.get("cycles_per_inference") and p.get("dsp")),  # simulated, built
+        key=lambda p: (p["dsp"], p["axi_width"]),
+    )
+    if not peers:
         return []
-    dsp = peer["dsp"]
-    nn_rate = peer.get("inferences_per_s_at_fmax")
     lines = [
         "",
         "## Peer: NNgen, dense digits MLP (8-bit), same Yosys/nextpnr, LFE5U-85F out of context",
         "",
-        f"Produced by: `.venv/bin/python bench/peer/run_nngen.py --par-ich {peer['par_ich']} "
-        f"--par-och {peer['par_och']} --seed {peer['seed']}` (after `bash bench/peer/setup.sh`)",
+        "Produced by (after `bash bench/peer/setup.sh`), one run per configuration:",
+        "",
+        *(
+            f"    .venv/bin/python bench/peer/run_nngen.py --par-ich {p['par_ich']} "
+            f"--par-och {p['par_och']} --axi-width {p['axi_width']} --seed {p['seed']}"
+            for p in peers
+        ),
+        "",
+        "NNgen reads its weights and activations over its AXI master from memory (in its "
+        "simulation, veriloggen's AXI memory model); ours keeps them on chip.",
         "",
         "| design | DSP | LUT4 | FF | EBR | Fmax MHz | cycles/inference | inf/s at Fmax "
         "| inf/s/DSP | fixed acc |",
         "|---|---|---|---|---|---|---|---|---|---|",
-        f"| NNgen 1.3.4, par_ich {peer['par_ich']} x par_och {peer['par_och']} | {dsp} "
-        f"| {peer['lut']:,} | {peer['ff']:,} | {peer['ebr']} | {peer['fmax_mhz']:.1f} "
-        f"| {peer['cycles_per_inference']:,} | {_fmt(nn_rate, ',.0f')} "
-        f"| {_fmt(peer.get('inferences_per_s_per_dsp'), ',.0f')} "
-        f"| {peer['fixed_accuracy']:.2%} |",
     ]
-    ours = [r for r in rows if r["model"] == "debut" and r.get("ii") and r.get("fmax_mhz")]
-    same = [r for r in ours if r.get("dsp") == dsp or r["budget"] == dsp]
-    for r in same:
+    ours = [
+        r
+        for r in rows
+        if r["model"] == "debut" and r["board"] == "ulx3s-85f" and r.get("ii") and r.get("fmax_mhz")
+    ]
+    ratios = []
+    for peer in peers:
+        dsp, nn_rate = peer["dsp"], peer.get("inferences_per_s_at_fmax")
+        lines.append(
+            f"| NNgen 1.3.4, par_ich {peer['par_ich']} x par_och {peer['par_och']}, "
+            f"AXI {peer['axi_width']} bits | {dsp} | {peer['lut']:,} | {peer['ff']:,} "
+            f"| {peer['ebr']} | {peer['fmax_mhz']:.1f} | {peer['cycles_per_inference']:,} "
+            f"| {_fmt(nn_rate, ',.0f')} | {_fmt(peer.get('inferences_per_s_per_dsp'), ',.0f')} "
+            f"| {peer['fixed_accuracy']:.2%} |"
+        )
+        fewer = [r for r in ours if r["dsp"] <= dsp]
+        if not fewer:
+            ratios.append(
+                f"- No DeBut build on the 85F with at most {dsp} DSPs in these results "
+                f"(`--budgets {dsp}` makes one)."
+            )
+            continue
+        r = max(fewer, key=lambda r: r["dsp"])
         rate = r["fmax_mhz"] * 1e6 / r["ii"]
         lines.append(
-            f"| ours, DeBut, {r['board']} | {r['dsp']} | {r['lut']:,} | {r['ff']:,} | {r['ebr']} "
-            f"| {r['fmax_mhz']:.1f} | {r['ii']:,} | {rate:,.0f} | {rate / r['dsp']:,.0f} "
-            f"| {r['fixed_accuracy']:.2%} |"
+            f"| ours, DeBut, {r['board']} | {r['dsp']} | {r['lut']:,} | {r['ff']:,} "
+            f"| {r['ebr']} | {r['fmax_mhz']:.1f} | {r['ii']:,} | {rate:,.0f} "
+            f"| {rate / r['dsp']:,.0f} | {r['fixed_accuracy']:.2%} |"
         )
         if nn_rate:
-            lines.append(
-                f"\nAt {dsp} DSPs, DeBut runs {peer['cycles_per_inference'] / r['ii']:.1f}x "
-                f"NNgen's inferences per cycle and {rate / nn_rate:.1f}x its inferences/s at "
-                "each design's Fmax."
+            ratios.append(
+                f"- DeBut at {r['dsp']} DSPs against NNgen at {dsp} (par {peer['par_ich']} x "
+                f"{peer['par_och']}, AXI {peer['axi_width']}): "
+                f"{peer['cycles_per_inference'] / r['ii']:.1f}x NNgen's inferences per cycle, "
+                f"{rate / nn_rate:.1f}x its inferences/s at each design's Fmax."
             )
-    if not same:
-        lines.append(f"\n(no DeBut build at {dsp} DSPs in this run: add `--budgets {dsp}`)")
-    return lines
+    return [*lines, "", *ratios]
 
 
 def plots(rows: list[dict], out: Path) -> list[Path]:
@@ -286,7 +311,7 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
     return paths
 
 
-def write_results(record: dict, out: Path, peer: Path) -> None:
+def write_results(record: dict, out: Path, peer_dir: Path) -> None:
     """Write ``out/hardware.json`` (``record``: the run's command, commit, fingerprint,
     ``complete``, ``plan``, ``peaks`` and ``rows``), the plots and ``out/BENCHMARKS.md``."""
     keys = record.get("plan") or [(r["board"], r["model"], r["budget"]) for r in record["rows"]]
@@ -345,7 +370,9 @@ def write_results(record: dict, out: Path, peer: Path) -> None:
         *debut_vs_dense(rows),
         "",
         *(f"![{p.stem}]({p.name})" for p in pictures),
-        *(peer_section(rows, json.loads(peer.read_text())) if peer.is_file() else []),
+        *peer_section(
+            rows, [json.loads(p.read_text()) for p in sorted(peer_dir.glob("*/nngen.json"))]
+        ),
         "",
     ]
     (out / "BENCHMARKS.md").write_text("\n".join(text))
@@ -362,8 +389,8 @@ def main() -> None:
     parser.add_argument(
         "--peer",
         type=Path,
-        default=ROOT / "bench" / "results" / "nngen" / "nngen.json",
-        help="NNgen's figures from bench/peer/run_nngen.py (shown when the file exists)",
+        default=ROOT / "bench" / "results" / "nngen",
+        help="NNgen's figures: every PEER/*/nngen.json written by bench/peer/run_nngen.py",
     )
     parser.add_argument(
         "--jobs", type=int, default=1, help="builds run at once (nextpnr takes one core each)"

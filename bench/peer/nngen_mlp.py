@@ -31,7 +31,7 @@ import numpy as np
 ACT = ng.int8
 WEIGHT = ng.int8
 INPUT_SCALE = 127  # features in 0..1 become 0..127
-AXI_WIDTH = 32
+AXI_WIDTH = 32  # default width of the AXI master that reads weights and activations
 CHUNK = 64
 
 
@@ -70,7 +70,7 @@ def build_graph(weights, par_ich: int, par_och: int):
     return x, layer
 
 
-def simulate(accel, x, out, x_value, expected, outdir: Path) -> int:
+def simulate(accel, x, out, x_value, expected, outdir: Path, axi_width: int) -> int:
     """Cycles of one inference of ``accel`` (NNgen's module) in Icarus, with the output checked
     against ``expected``."""
     import veriloggen.thread as vthread
@@ -83,9 +83,9 @@ def simulate(accel, x, out, x_value, expected, outdir: Path) -> int:
     check_addr = align(param_addr + len(params))
     work_addr = align(check_addr + out.memory_size)
     words = np.zeros(4 * 1024 * 1024 // 4, dtype=np.int64)
-    axi.set_memory(words, x_value, 32, ACT.width, x.addr, max(AXI_WIDTH // ACT.width, 1))
+    axi.set_memory(words, x_value, 32, ACT.width, x.addr, max(axi_width // ACT.width, 1))
     axi.set_memory(words, params, 32, 8, param_addr)
-    axi.set_memory(words, expected, 32, ACT.width, check_addr, max(AXI_WIDTH // ACT.width, 1))
+    axi.set_memory(words, expected, 32, ACT.width, check_addr, max(axi_width // ACT.width, 1))
 
     tb = Module("tb")
     tb.copy_params(accel)
@@ -94,7 +94,13 @@ def simulate(accel, x, out, x_value, expected, outdir: Path) -> int:
     rst = tb.Wire("RST")
     rst.assign(Not(resetn))
     memory = axi.AxiMemoryModel(
-        tb, "memory", clk, rst, datawidth=AXI_WIDTH, memimg=words, memimg_name="memimg.txt"
+        tb,
+        "memory",
+        clk,
+        rst,
+        datawidth=axi_width,
+        memimg=words,
+        memimg_name="memimg.txt",
     )
     memory.connect(ports, "maxi")
     control = vthread.AXIMLite(tb, "control", clk, rst, noio=True)
@@ -133,6 +139,7 @@ def main() -> None:
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--par-ich", type=int, default=2)
     parser.add_argument("--par-och", type=int, default=2)
+    parser.add_argument("--axi-width", type=int, default=AXI_WIDTH, help="bits of the AXI master")
     parser.add_argument("--no-sim", action="store_true")
     args = parser.parse_args()
     args.outdir.mkdir(parents=True, exist_ok=True)
@@ -146,11 +153,14 @@ def main() -> None:
     accuracy = float((outputs.argmax(axis=1) == weights["y_test"]).mean())
     eval_s = time.perf_counter() - start
 
-    accel = ng.to_veriloggen([out], "nngen_mlp", silent=True, config={"maxi_datawidth": AXI_WIDTH})
+    accel = ng.to_veriloggen(
+        [out], "nngen_mlp", silent=True, config={"maxi_datawidth": args.axi_width}
+    )
     accel.to_verilog(str(args.outdir / "nngen_mlp.v"))
     result = {
         "par_ich": args.par_ich,
         "par_och": args.par_och,
+        "axi_width": args.axi_width,
         "act_bits": ACT.width,
         "weight_bits": WEIGHT.width,
         "fixed_accuracy": accuracy,
@@ -161,7 +171,7 @@ def main() -> None:
     if not args.no_sim:
         start = time.perf_counter()
         result["cycles_per_inference"] = simulate(
-            accel, x, out, x_test[:1], outputs[:1], args.outdir
+            accel, x, out, x_test[:1], outputs[:1], args.outdir, args.axi_width
         )
         result["sim_s"] = time.perf_counter() - start
     (args.outdir / "nngen.json").write_text(json.dumps(result, indent=1))

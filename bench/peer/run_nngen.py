@@ -1,8 +1,8 @@
 """NNgen (PyPI ``nngen``) on the dense digits MLP, built with the same Yosys and nextpnr as ours.
 
     bash bench/peer/setup.sh          # once: .venv-nngen/ with NNgen and its pinned dependencies
-    .venv/bin/python bench/peer/run_nngen.py [--par-ich 2] [--par-och 2] [--seed 1]
-        [--out bench/results/nngen]
+    .venv/bin/python bench/peer/run_nngen.py [--par-ich 2] [--par-och 2] [--axi-width 32]
+        [--seed 1] [--out bench/results/nngen/par2x2-axi32]
 
 1. Exports ``examples/digits_dense.pt``'s float layers and the digits data (preprocessed as the
    model sees it) to ``OUT/weights.npz``.
@@ -64,7 +64,13 @@ def place_and_route(out: Path, seed: int) -> dict:
     cells, mapper = synthesize(out, family="ecp5", top="nngen_mlp", source="nngen_mlp.v")
     synth_s = time.perf_counter() - start
     start = time.perf_counter()
-    command = [find_tool("NEXTPNR_ECP5"), *DEVICE, "--json", "top.json", "--out-of-context"]
+    command = [
+        find_tool("NEXTPNR_ECP5"),
+        *DEVICE,
+        "--json",
+        "top.json",
+        "--out-of-context",
+    ]
     command += ["--freq", "100", "--seed", str(seed), "--timing-allow-fail"]
     command += ["--router", DEFAULT_ROUTER]
     run = subprocess.run(command, cwd=out, capture_output=True, text=True)
@@ -89,15 +95,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--par-ich", type=int, default=2)
     parser.add_argument("--par-och", type=int, default=2)
+    parser.add_argument(
+        "--axi-width",
+        type=int,
+        default=32,
+        help="bits of NNgen's AXI master, which reads the weights and activations from memory",
+    )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "nngen")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where its files and nngen.json go (default: bench/results/nngen/parICHxOCH-axiW, "
+        "where bench/hardware.py looks for every configuration)",
+    )
     args = parser.parse_args()
+    if args.out is None:
+        args.out = (
+            ROOT
+            / "bench"
+            / "results"
+            / "nngen"
+            / f"par{args.par_ich}x{args.par_och}-axi{args.axi_width}"
+        )
     if not PEER_PYTHON.is_file():
         raise SystemExit(f"{PEER_PYTHON} is missing: run bash bench/peer/setup.sh first")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     weights = export(out)
-    print("NNgen: quantise, evaluate, generate Verilog, simulate one inference ...", flush=True)
+    print(
+        "NNgen: quantise, evaluate, generate Verilog, simulate one inference ...",
+        flush=True,
+    )
     script = Path(__file__).with_name("nngen_mlp.py")
     subprocess.run(
         [
@@ -109,6 +137,8 @@ def main() -> None:
             str(args.par_ich),
             "--par-och",
             str(args.par_och),
+            "--axi-width",
+            str(args.axi_width),
         ],
         cwd=out,
         check=True,

@@ -267,7 +267,7 @@ def digits_builds(tmp_path_factory):
 
 @pytest.mark.sim
 @needs_iverilog
-@pytest.mark.parametrize(("name", "vectors"), [("debut", 460), ("dense", 40)])
+@pytest.mark.parametrize(("name", "vectors"), [("debut", 120), ("dense", 40)])
 def test_shipped_model_at_the_ulx3s_85f_budget(digits_builds, tmp_path, name, vectors):
     built = digits_builds(name)
     q = built.quantized
