@@ -220,12 +220,16 @@ def peer_section(rows: list[dict], peers: list[dict]) -> list[str]:
         ),
         "",
         "NNgen reads its weights and activations over its AXI master from memory (in its "
-        "simulation, veriloggen's AXI memory model); ours keeps them on chip.",
+        "simulation, veriloggen's AXI memory model); ours keeps them on chip. MAC eff is the "
+        "model's MACs over cycles x multiply lanes (NNgen: par_ich x par_och lanes; ours: one "
+        "per multiplier of the core). Per cycle, DeBut's lead over a dense design with as many "
+        "lanes is at most the MAC ratio times the two efficiencies' ratio.",
         "",
-        "| design | DSP | LUT4 | FF | EBR | Fmax MHz | cycles/inference | inf/s at Fmax "
-        "| inf/s/DSP | fixed acc |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| design | DSP | LUT4 | FF | EBR | Fmax MHz | cycles/inference | MAC eff "
+        "| inf/s at Fmax | inf/s/DSP | fixed acc |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    dense_macs = next((r["macs"] for r in rows if r["model"] == "dense" and r.get("macs")), None)
     ours = [
         r
         for r in rows
@@ -234,11 +238,16 @@ def peer_section(rows: list[dict], peers: list[dict]) -> list[str]:
     ratios = []
     for peer in peers:
         dsp, nn_rate = peer["dsp"], peer.get("inferences_per_s_at_fmax")
+        lanes = peer["par_ich"] * peer["par_och"]
+        lanes_efficiency = (
+            dense_macs / (peer["cycles_per_inference"] * lanes) if dense_macs else None
+        )
         lines.append(
             f"| NNgen 1.3.4, par_ich {peer['par_ich']} x par_och {peer['par_och']}, "
             f"AXI {peer['axi_width']} bits | {dsp} | {peer['lut']:,} | {peer['ff']:,} "
             f"| {peer['ebr']} | {peer['fmax_mhz']:.1f} | {peer['cycles_per_inference']:,} "
-            f"| {_fmt(nn_rate, ',.0f')} | {_fmt(peer.get('inferences_per_s_per_dsp'), ',.0f')} "
+            f"| {_fmt(lanes_efficiency, '.1%')} | {_fmt(nn_rate, ',.0f')} "
+            f"| {_fmt(peer.get('inferences_per_s_per_dsp'), ',.0f')} "
             f"| {peer['fixed_accuracy']:.2%} |"
         )
         fewer = [r for r in ours if r["dsp"] <= dsp]
@@ -252,7 +261,8 @@ def peer_section(rows: list[dict], peers: list[dict]) -> list[str]:
         rate = r["fmax_mhz"] * 1e6 / r["ii"]
         lines.append(
             f"| ours, DeBut, {r['board']} | {r['dsp']} | {r['lut']:,} | {r['ff']:,} "
-            f"| {r['ebr']} | {r['fmax_mhz']:.1f} | {r['ii']:,} | {rate:,.0f} "
+            f"| {r['ebr']} | {r['fmax_mhz']:.1f} | {r['ii']:,} "
+            f"| {_fmt(r.get('multiplier_efficiency'), '.1%')} | {rate:,.0f} "
             f"| {rate / r['dsp']:,.0f} | {r['fixed_accuracy']:.2%} |"
         )
         if nn_rate:
