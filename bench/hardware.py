@@ -72,6 +72,10 @@ def code_fingerprint() -> str | None:
     return None if changed else hashlib.sha1(trees.encode()).hexdigest()[:16]
 
 
+def build_dir(out: Path, board: str, model: str, budget: int) -> Path:
+    return out / "builds" / f"{board}-{model}-{budget}"
+
+
 def build(model: str, board: str, budget: int, out: Path, *, seed: int, synth: bool) -> dict:
     """Run `build` (in its own process) and return one row from its report (or the error it
     stopped with)."""
@@ -126,6 +130,7 @@ def build(model: str, board: str, budget: int, out: Path, *, seed: int, synth: b
         step_s={**(hw.get("time_per_step_s") or {}), **(synth_s.get("time_per_step_s") or {})},
         tools=synth_s.get("tools"),
         built=bool(synth_s),
+        **sim_speed(report),
     )
     if not synth and row["ii"]:  # --no-synth: the rate at the board's default clock
         clock = get_board(board).default_clock_mhz
@@ -141,6 +146,16 @@ def build(model: str, board: str, budget: int, out: Path, *, seed: int, synth: b
             ebr=estimate.get("ebr"),
         )
     return row
+
+
+def sim_speed(report: dict) -> dict:
+    """Icarus's speed on the build's RTL check (the emitted core against the golden model)."""
+    check = (report.get("synth") or {}).get("rtl_check") or {}
+    rate = check.get("vectors_per_second")
+    return {
+        "sim_vectors_per_s": rate,
+        "sim_cycles_per_s": rate * check["cycles_per_vector"] if rate else None,
+    }
 
 
 def _fmt(value, spec: str = "", none: str = "-") -> str:
@@ -171,6 +186,28 @@ def table(rows: list[dict], peaks: dict[str, dict]) -> str:
             f"| {_fmt(r.get('multiplier_efficiency'), '.1%')} "
             f"| {_fmt(r.get('inferences_per_s_per_dsp'), ',.0f')} | {_fmt(fraction, '.1f')} "
             f"| {status} |"
+        )
+    return "\n".join(lines)
+
+
+STEPS = ("quantize", "lower", "verilog", "check", "elaborate", "synth", "pnr", "pack")
+
+
+def step_table(rows: list[dict]) -> str:
+    """Compile-side speed: the seconds of each build step, and Icarus's speed on the RTL check."""
+    head = (
+        "| board | model | budget | "
+        + " | ".join(STEPS)
+        + " | total s | Icarus vectors/s | Icarus cycles/s |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        steps = r.get("step_s") or {}
+        lines.append(
+            f"| {r['board']} | {r['model']} | {r['budget']} | "
+            + " | ".join(_fmt(steps.get(step), ".1f") for step in STEPS)
+            + f" | {r['wall_s']:.0f} | {_fmt(r.get('sim_vectors_per_s'), '.2f')} "
+            f"| {_fmt(r.get('sim_cycles_per_s'), ',.0f')} |"
         )
     return "\n".join(lines)
 
@@ -380,6 +417,14 @@ def write_results(record: dict, out: Path, peer_dir: Path) -> None:
         *debut_vs_dense(rows),
         "",
         *(f"![{p.stem}]({p.name})" for p in pictures),
+        "",
+        "## Compile-side speed",
+        "",
+        "Seconds per build step (`check` is the emitted core in Icarus against the golden "
+        "model, 16 vectors; `pnr` is nextpnr) and Icarus's speed on that check. With `--jobs` "
+        "above 1, builds ran side by side and shared the machine's cores.",
+        "",
+        step_table(rows),
         *peer_section(
             rows, [json.loads(p.read_text()) for p in sorted(peer_dir.glob("*/nngen.json"))]
         ),
@@ -429,7 +474,12 @@ def main() -> None:
     results = args.out / "hardware.json"
 
     if args.render:
-        write_results(json.loads(results.read_text()), args.out, args.peer)
+        record = json.loads(results.read_text())
+        for row in record["rows"]:  # rows from before the simulation speed was collected
+            report = build_dir(args.out, row["board"], row["model"], row["budget"]) / "report.json"
+            if "sim_vectors_per_s" not in row and report.is_file():
+                row.update(sim_speed(json.loads(report.read_text())))
+        write_results(record, args.out, args.peer)
         return
 
     earlier = {}
@@ -479,7 +529,7 @@ def main() -> None:
                 model,
                 board_name,
                 budget,
-                args.out / "builds" / f"{board_name}-{model}-{budget}",
+                build_dir(args.out, board_name, model, budget),
                 seed=args.seed,
                 synth=not args.no_synth,
             )
