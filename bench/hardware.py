@@ -179,7 +179,7 @@ def table(rows: list[dict], peaks: dict[str, dict]) -> str:
             f"| {_fmt(r.get('macs'), ',')} | {_fmt(r.get('float_accuracy'), '.2%')} "
             f"| {_fmt(r.get('fixed_accuracy'), '.2%')} | {_fmt(r.get('dsp'))} "
             f"| {_fmt(r.get('lut'), ',')} | {_fmt(r.get('ff'), ',')} | {_fmt(r.get('ebr'))} "
-            f"| {_fmt(r.get('clock_mhz'), 'g')}{'' if r.get('built') else '*'} "
+            f"| {_fmt(r.get('clock_mhz'), 'g')}{'*' if r['status'] == 'ok' and not r.get('built') else ''} "
             f"| {_fmt(r.get('fmax_mhz'), '.1f')} "
             f"| {_fmt(r.get('ii'))} | {_fmt(r.get('latency_cycles'))} "
             f"| {_fmt(r.get('inferences_per_s'), ',.0f')} "
@@ -405,7 +405,7 @@ def write_results(record: dict, out: Path, peer_dir: Path) -> None:
                 "\\* not built (`--no-synth`): resources are the compiler's estimates and "
                 "the rate is at the board's default clock."
             ]
-            if any(not r.get("built") and r.get("ii") for r in rows)
+            if any(r["status"] == "ok" and not r.get("built") for r in rows)
             else []
         ),
         "",
