@@ -174,12 +174,13 @@ def table(rows: list[dict], peaks: dict[str, dict]) -> str:
             100 * r["macs_per_s"] / peak if peak and r.get("macs_per_s") is not None else None
         )
         status = "ok" if r["status"] == "ok" else r["status"].split(";")[0][:80]
+        estimated = r["status"] == "ok" and not r.get("built")  # --no-synth
         lines.append(
             f"| {r['board']} | {r['model']} | {r['budget']} | {_fmt(r.get('params'), ',')} "
             f"| {_fmt(r.get('macs'), ',')} | {_fmt(r.get('float_accuracy'), '.2%')} "
             f"| {_fmt(r.get('fixed_accuracy'), '.2%')} | {_fmt(r.get('dsp'))} "
             f"| {_fmt(r.get('lut'), ',')} | {_fmt(r.get('ff'), ',')} | {_fmt(r.get('ebr'))} "
-            f"| {_fmt(r.get('clock_mhz'), 'g')}{'*' if r['status'] == 'ok' and not r.get('built') else ''} "
+            f"| {_fmt(r.get('clock_mhz'), 'g')}{'*' if estimated else ''} "
             f"| {_fmt(r.get('fmax_mhz'), '.1f')} "
             f"| {_fmt(r.get('ii'))} | {_fmt(r.get('latency_cycles'))} "
             f"| {_fmt(r.get('inferences_per_s'), ',.0f')} "
