@@ -64,13 +64,7 @@ def place_and_route(out: Path, seed: int) -> dict:
     cells, mapper = synthesize(out, family="ecp5", top="nngen_mlp", source="nngen_mlp.v")
     synth_s = time.perf_counter() - start
     start = time.perf_counter()
-    command = [
-        find_tool("NEXTPNR_ECP5"),
-        *DEVICE,
-        "--json",
-        "top.json",
-        "--out-of-context",
-    ]
+    command = [find_tool("NEXTPNR_ECP5"), *DEVICE, "--json", "top.json", "--out-of-context"]
     command += ["--freq", "100", "--seed", str(seed), "--timing-allow-fail"]
     command += ["--router", DEFAULT_ROUTER]
     run = subprocess.run(command, cwd=out, capture_output=True, text=True)
@@ -110,22 +104,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.out is None:
-        args.out = (
-            ROOT
-            / "bench"
-            / "results"
-            / "nngen"
-            / f"par{args.par_ich}x{args.par_och}-axi{args.axi_width}"
-        )
+        config = f"par{args.par_ich}x{args.par_och}-axi{args.axi_width}"
+        args.out = ROOT / "bench" / "results" / "nngen" / config
     if not PEER_PYTHON.is_file():
         raise SystemExit(f"{PEER_PYTHON} is missing: run bash bench/peer/setup.sh first")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     weights = export(out)
-    print(
-        "NNgen: quantise, evaluate, generate Verilog, simulate one inference ...",
-        flush=True,
-    )
+    print("NNgen: quantise, evaluate, generate Verilog, simulate one inference ...", flush=True)
     script = Path(__file__).with_name("nngen_mlp.py")
     subprocess.run(
         [
