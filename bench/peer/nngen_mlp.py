@@ -94,13 +94,7 @@ def simulate(accel, x, out, x_value, expected, outdir: Path, axi_width: int) -> 
     rst = tb.Wire("RST")
     rst.assign(Not(resetn))
     memory = axi.AxiMemoryModel(
-        tb,
-        "memory",
-        clk,
-        rst,
-        datawidth=axi_width,
-        memimg=words,
-        memimg_name="memimg.txt",
+        tb, "memory", clk, rst, datawidth=axi_width, memimg=words, memimg_name="memimg.txt"
     )
     memory.connect(ports, "maxi")
     control = vthread.AXIMLite(tb, "control", clk, rst, noio=True)
