@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from boards.registry import get_board  # noqa: E402
-from compiler.manifest import git_revision  # noqa: E402
+from compiler.manifest import git_output, git_revision  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 MODELS = ("dense", "debut", "butterfly")
@@ -52,24 +52,11 @@ def code_fingerprint() -> str | None:
     """A hash of the committed trees of ``BUILD_CODE``, or None when any of them has changes
     that are not committed (or outside git): two runs with the same fingerprint built the same
     code, whatever else (documents, this script) changed between their commits."""
-    try:
-        trees = subprocess.run(
-            ["git", "rev-parse", *(f"HEAD:{path}" for path in BUILD_CODE)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", *BUILD_CODE],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    trees = git_output("rev-parse", *(f"HEAD:{path}" for path in BUILD_CODE))
+    changed = git_output("status", "--porcelain", "--untracked-files=no", "--", *BUILD_CODE)
+    if trees is None or changed is None or changed:
         return None
-    return None if changed else hashlib.sha1(trees.encode()).hexdigest()[:16]
+    return hashlib.sha1(trees.encode()).hexdigest()[:16]
 
 
 def build_dir(out: Path, board: str, model: str, budget: int) -> Path:

@@ -85,8 +85,8 @@ def check_fit(result: BuildResult, board: Board) -> dict[str, int]:
         smallest_design.discard()
         smallest = design_estimate(smallest_design)
         suggestion = (
-            f"no DSP budget fits: even with one multiplier per stage it needs an estimated "
-            f"{smallest['lut']:,} LUT4s and {smallest['ebr']} EBRs; use a larger board "
+            "no DSP budget fits: even with one multiplier per stage it needs an estimated "
+            f"{', '.join(misfits(smallest, board))}; use a larger board "
             "(python -m compiler boards) or a smaller model"
         )
     raise FitError(

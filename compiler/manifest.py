@@ -23,7 +23,16 @@ from compiler.modelfile import Preprocessing
 from compiler.nn.chain import Chain
 from compiler.report import write_json_atomic
 
-__all__ = ["FORMAT", "VERSION", "manifest_of", "read_manifest", "weights_hash", "write_manifest"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "git_output",
+    "git_revision",
+    "manifest_of",
+    "read_manifest",
+    "weights_hash",
+    "write_manifest",
+]
 
 FORMAT = "debut-fpga-manifest"
 VERSION = 1
@@ -59,21 +68,22 @@ def _versions() -> dict[str, str | None]:
     return versions
 
 
-def git_revision() -> str | None:
-    """The project's commit, with ``-dirty`` when the work tree differs; None outside git."""
+def git_output(*args: str) -> str | None:
+    """The output of ``git ARGS`` run in the project's root, stripped; None outside git."""
     root = Path(__file__).resolve().parents[1]
     try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def git_revision() -> str | None:
+    """The project's commit, with ``-dirty`` when the work tree differs; None outside git."""
+    rev = git_output("rev-parse", "HEAD")
+    dirty = git_output("status", "--porcelain", "--untracked-files=no")
+    if rev is None or dirty is None:
         return None
     return rev + ("-dirty" if dirty else "")
 

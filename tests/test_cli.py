@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,7 +10,11 @@ import pytest
 import torch
 from torch import nn
 
+from boards.registry import get_board
+from compiler.bitstream import check_fit
+from compiler.build import build_core
 from compiler.cli import main
+from compiler.errors import FitError
 from compiler.modelfile import Preprocessing, save_model
 from compiler.nn.linear import DeButLinear
 
@@ -321,6 +326,26 @@ def test_digits_debut_does_not_fit_the_small_boards(tmp_path, capsys, board, mes
     assert not (out / "top.bit").exists() and not (out / "top.bin").exists()
     report = json.loads((out / "report.json").read_text())
     assert report["synth"] is None and report["artifacts"]["bitstream"] is None
+
+
+def test_no_budget_fits_names_only_what_does_not_fit(tmp_path):
+    """When no DSP budget fits, the hint names the resources of the smallest design that
+    exceed the board, flip-flops included, and not those that fit. The digits DeBut core at one
+    multiplier per stage needs more flip-flops than LUT4s and few EBRs: on an iCEBreaker with
+    8,000 LUT4s (as many flip-flops) only its flip-flops are too many."""
+    icebreaker = get_board("icebreaker")
+    result = build_core(
+        ROOT / "examples" / "digits_debut.pt",
+        board=icebreaker,
+        out_dir=tmp_path,
+        progress=lambda line: None,
+    )
+    board = dataclasses.replace(icebreaker, lut=8_000)
+    with pytest.raises(FitError, match="no DSP budget fits") as error:
+        check_fit(result, board)
+    hint = str(error.value).split("no DSP budget fits", 1)[1]
+    assert "flip-flops of 8,000" in hint
+    assert "LUT4s" not in hint and "EBRs" not in hint and "DSPs" not in hint
 
 
 def test_flash_needs_a_bitstream_build(tiny_model, tmp_path, capsys):
