@@ -46,6 +46,8 @@ EXAMPLES = ROOT / "examples"
 MODELS = ("dense", "debut", "butterfly")
 # what a build runs: the fingerprint of --resume covers these trees
 BUILD_CODE = ("compiler", "hw", "boards", "sim", "examples", "pyproject.toml")
+# the target against the peer: DeBut's inferences/s over NNgen's, with no more DSPs
+PEER_TARGET = 30
 
 
 def code_fingerprint() -> str | None:
@@ -291,11 +293,13 @@ def peer_section(rows: list[dict], peers: list[dict]) -> list[str]:
             f"| {rate / r['dsp']:,.0f} | {r['fixed_accuracy']:.2%} |"
         )
         if nn_rate:
+            verdict = "meets" if rate >= PEER_TARGET * nn_rate else "misses"
             ratios.append(
                 f"- DeBut at {r['dsp']} DSPs against NNgen at {dsp} (par {peer['par_ich']} x "
                 f"{peer['par_och']}, AXI {peer['axi_width']}): "
                 f"{peer['cycles_per_inference'] / r['ii']:.1f}x NNgen's inferences per cycle, "
-                f"{rate / nn_rate:.1f}x its inferences/s at each design's Fmax."
+                f"{rate / nn_rate:.1f}x its inferences/s at each design's Fmax: {verdict} the "
+                f"{PEER_TARGET}x target."
             )
     return [*lines, "", *ratios]
 
