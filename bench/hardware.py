@@ -1,7 +1,7 @@
 """The shipped digits models (dense, DeBut, fixed butterfly) built for boards, side by side.
 
     .venv/bin/python bench/hardware.py [--boards ulx3s-85f ulx3s-25f] [--models dense debut
-        butterfly] [--budgets full 8 16 28 56 156] [--seed 1] [--no-synth] [--out bench/results]
+        butterfly] [--budgets full 8 16 24 28 56 156] [--seed 1] [--no-synth] [--out bench/results]
 
 Every model is built with ``python -m compiler build`` (the product's own path: quantise, lower,
 fit check, RTL check, Yosys, nextpnr, pack) for each board at each DSP budget the board has
@@ -429,7 +429,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--boards", nargs="+", default=["ulx3s-85f", "ulx3s-25f"])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--budgets", nargs="+", default=["full", "8", "16", "28", "56", "156"])
+    parser.add_argument(
+        "--budgets",
+        nargs="+",
+        default=["full", "8", "16", "24", "28", "56", "156"],
+        help="DSP budgets per board ('full': all its DSPs); 24 is NNgen's at par 4 x 4",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-synth", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
