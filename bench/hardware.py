@@ -1,7 +1,9 @@
-"""The shipped digits models (dense, DeBut, fixed butterfly) built for boards, side by side.
+"""The shipped digits models (dense, DeBut, small DeBut, fixed butterfly) built for boards,
+side by side.
 
     .venv/bin/python bench/hardware.py [--boards ulx3s-85f ulx3s-25f] [--models dense debut
-        butterfly] [--budgets full 8 16 24 28 56 156] [--seed 1] [--no-synth] [--out bench/results]
+        debut_small butterfly] [--budgets full 8 16 24 28 56 156] [--seed 1] [--no-synth]
+        [--out bench/results]
 
 Every model is built with ``python -m compiler build`` (the product's own path: quantise, lower,
 fit check, RTL check, Yosys, nextpnr, pack) for each board at each DSP budget the board has
@@ -17,10 +19,13 @@ the core (the estimates, no tools): minutes instead of hours. Not a test.
 
 A whole sweep is hours of place and route, so ``hardware.json`` is rewritten after every build
 (``"complete": false`` until the last), ``--jobs N`` runs N builds at once (nextpnr uses one
-core), and ``--resume`` keeps the rows of an earlier run of this command whose code fingerprint
-(the committed trees of everything a build runs, see :func:`code_fingerprint`) is the current
+core), and ``--resume`` keeps the rows of an earlier run whose code fingerprint (the committed
+trees of everything a build of that model runs, see :func:`code_fingerprint`) is the current
 one: the same code, seeds and tools give the same bitstreams, so those rows are what this run
-would measure again.
+would measure again. ``--add`` keeps every row of ``OUT/hardware.json`` whatever code built it
+and builds only the plan's missing rows (a model or budget added to finished results); every row
+keeps the sweep command, commit and fingerprint it was built with, and ``BENCHMARKS.md`` lists
+each command with the build code that changed between them.
 """
 
 from __future__ import annotations
@@ -43,22 +48,39 @@ from boards.registry import get_board  # noqa: E402
 from compiler.manifest import git_output, git_revision  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
-MODELS = ("dense", "debut", "butterfly")
-# what a build runs: the fingerprint of --resume covers these trees
-BUILD_CODE = ("compiler", "hw", "boards", "sim", "examples", "pyproject.toml")
+MODELS = ("dense", "debut", "debut_small", "butterfly")
+DEBUT_MODELS = ("debut", "debut_small")
+# what a build runs besides its model file: the fingerprint of --resume covers these trees
+BUILD_CODE = ("compiler", "hw", "boards", "sim", "pyproject.toml")
 # the issue's target against the peer: DeBut's inferences/s over NNgen's, with no more DSPs
 PEER_TARGET = 30
 
 
-def code_fingerprint() -> str | None:
-    """A hash of the committed trees of ``BUILD_CODE``, or None when any of them has changes
-    that are not committed (or outside git): two runs with the same fingerprint built the same
-    code, whatever else (documents, this script) changed between their commits."""
-    trees = git_output("rev-parse", *(f"HEAD:{path}" for path in BUILD_CODE))
-    changed = git_output("status", "--porcelain", "--untracked-files=no", "--", *BUILD_CODE)
+def model_file(model: str) -> Path:
+    return EXAMPLES / f"digits_{model}.pt"
+
+
+def code_fingerprint(model: str) -> str | None:
+    """A hash of the committed trees of ``BUILD_CODE`` and of the model's file, or None when any
+    of them has changes that are not committed (or is outside git): two builds of a model with
+    the same fingerprint ran the same code, whatever else (documents, this script, the other
+    models) changed between their commits."""
+    paths = (*BUILD_CODE, str(model_file(model).relative_to(ROOT)))
+    trees = git_output("rev-parse", *(f"HEAD:{path}" for path in paths))
+    changed = git_output("status", "--porcelain", "--untracked-files=no", "--", *paths)
     if trees is None or changed is None or changed:
         return None
     return hashlib.sha1(trees.encode()).hexdigest()[:16]
+
+
+def load_record(path: Path) -> dict:
+    """``hardware.json``, its rows each with the sweep command and fingerprint they were built
+    with (files written before rows carried them have one for the whole run)."""
+    record = json.loads(path.read_text())
+    for row in record["rows"]:
+        row.setdefault("sweep", record["command"])
+        row.setdefault("fingerprint", record.get("fingerprint"))
+    return record
 
 
 def build_dir(out: Path, board: str, model: str, budget: int) -> Path:
@@ -68,7 +90,7 @@ def build_dir(out: Path, board: str, model: str, budget: int) -> Path:
 def build(model: str, board: str, budget: int, out: Path, *, seed: int, synth: bool) -> dict:
     """Run `build` (in its own process) and return one row from its report (or the error it
     stopped with)."""
-    args = ["build", str(EXAMPLES / f"digits_{model}.pt"), "--board", board]
+    args = ["build", str(model_file(model)), "--board", board]
     args += ["--dsp-budget", str(budget), "--seed", str(seed), "--out", str(out)]
     if not synth:
         args.append("--no-synth")
@@ -209,7 +231,7 @@ def debut_vs_dense(rows: list[dict]) -> list[str]:
     by = {(r["board"], r["budget"], r["model"]): r for r in rows}
     for (board, budget, model), r in by.items():
         dense = by.get((board, budget, "dense"))
-        if model != "debut" or not dense:
+        if model not in DEBUT_MODELS or not dense:
             continue
         if r.get("inferences_per_s") is None or dense.get("inferences_per_s") is None:
             continue
@@ -217,7 +239,7 @@ def debut_vs_dense(rows: list[dict]) -> list[str]:
         ratio = r["inferences_per_s"] / dense["inferences_per_s"]
         verdict = "meets" if r["inferences_per_s"] >= bound else "misses"
         out.append(
-            f"- {board}, {budget} DSPs: DeBut {r['inferences_per_s']:,.0f} inf/s, dense "
+            f"- {board}, {budget} DSPs: {model} {r['inferences_per_s']:,.0f} inf/s, dense "
             f"{dense['inferences_per_s']:,.0f} inf/s ({ratio:.2f}x; MAC ratio "
             f"{dense['macs'] / r['macs']:.2f}x): {verdict} 0.8 x the MAC ratio"
         )
@@ -225,9 +247,9 @@ def debut_vs_dense(rows: list[dict]) -> list[str]:
 
 
 def peer_section(rows: list[dict], peers: list[dict]) -> list[str]:
-    """NNgen's dense digits MLP, one row per configuration measured, each followed by our DeBut
-    model on the same device (the ULX3S-85F) with as many DSPs as NNgen uses or the fewest
-    below: inferences per cycle (clock-free) and per second at each design's own Fmax."""
+    """NNgen's dense digits MLP, one row per configuration measured, each followed by each of our
+    DeBut models on the same device (the ULX3S-85F) with as many DSPs as NNgen uses or the
+    fewest below: inferences per cycle (clock-free) and per second at each design's own Fmax."""
     peers = sorted(
         (p for p in peers if p.get("cycles_per_inference") and p.get("dsp")),  # simulated, built
         key=lambda p: (p["dsp"], p["axi_width"]),
@@ -260,7 +282,10 @@ def peer_section(rows: list[dict], peers: list[dict]) -> list[str]:
     ours = [
         r
         for r in rows
-        if r["model"] == "debut" and r["board"] == "ulx3s-85f" and r.get("ii") and r.get("fmax_mhz")
+        if r["model"] in DEBUT_MODELS
+        and r["board"] == "ulx3s-85f"
+        and r.get("ii")
+        and r.get("fmax_mhz")
     ]
     ratios = []
     for peer in peers:
@@ -277,30 +302,31 @@ def peer_section(rows: list[dict], peers: list[dict]) -> list[str]:
             f"| {_fmt(peer.get('inferences_per_s_per_dsp'), ',.0f')} "
             f"| {peer['fixed_accuracy']:.2%} |"
         )
-        fewer = [r for r in ours if r["dsp"] <= dsp]
-        if not fewer:
-            ratios.append(
-                f"- No DeBut build on the 85F with at most {dsp} DSPs in these results "
-                f"(`--budgets {dsp}` makes one)."
+        for model in DEBUT_MODELS:
+            fewer = [r for r in ours if r["model"] == model and r["dsp"] <= dsp]
+            if not fewer:
+                ratios.append(
+                    f"- No {model} build on the 85F with at most {dsp} DSPs in these results "
+                    f"(`--models {model} --budgets {dsp}` makes one)."
+                )
+                continue
+            r = max(fewer, key=lambda r: r["dsp"])
+            rate = r["fmax_mhz"] * 1e6 / r["ii"]
+            lines.append(
+                f"| ours, {model} ({r['macs']:,} MACs), {r['board']} | {r['dsp']} "
+                f"| {r['lut']:,} | {r['ff']:,} | {r['ebr']} | {r['fmax_mhz']:.1f} | {r['ii']:,} "
+                f"| {_fmt(r.get('multiplier_efficiency'), '.1%')} | {rate:,.0f} "
+                f"| {rate / r['dsp']:,.0f} | {r['fixed_accuracy']:.2%} |"
             )
-            continue
-        r = max(fewer, key=lambda r: r["dsp"])
-        rate = r["fmax_mhz"] * 1e6 / r["ii"]
-        lines.append(
-            f"| ours, DeBut, {r['board']} | {r['dsp']} | {r['lut']:,} | {r['ff']:,} "
-            f"| {r['ebr']} | {r['fmax_mhz']:.1f} | {r['ii']:,} "
-            f"| {_fmt(r.get('multiplier_efficiency'), '.1%')} | {rate:,.0f} "
-            f"| {rate / r['dsp']:,.0f} | {r['fixed_accuracy']:.2%} |"
-        )
-        if nn_rate:
-            verdict = "meets" if rate >= PEER_TARGET * nn_rate else "misses"
-            ratios.append(
-                f"- DeBut at {r['dsp']} DSPs against NNgen at {dsp} (par {peer['par_ich']} x "
-                f"{peer['par_och']}, AXI {peer['axi_width']}): "
-                f"{peer['cycles_per_inference'] / r['ii']:.1f}x NNgen's inferences per cycle, "
-                f"{rate / nn_rate:.1f}x its inferences/s at each design's Fmax: {verdict} the "
-                f"{PEER_TARGET}x target."
-            )
+            if nn_rate:
+                verdict = "meets" if rate >= PEER_TARGET * nn_rate else "misses"
+                ratios.append(
+                    f"- {model} at {r['dsp']} DSPs against NNgen at {dsp} (par "
+                    f"{peer['par_ich']} x {peer['par_och']}, AXI {peer['axi_width']}): "
+                    f"{peer['cycles_per_inference'] / r['ii']:.1f}x NNgen's inferences per cycle, "
+                    f"{rate / nn_rate:.1f}x its inferences/s at each design's Fmax: {verdict} "
+                    f"the {PEER_TARGET}x target."
+                )
     return [*lines, "", *ratios]
 
 
@@ -350,13 +376,44 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
     return paths
 
 
+def provenance(rows: list[dict]) -> list[str]:
+    """Each sweep command of the rows, with the models and boards it built, its commits and
+    code fingerprints, and the build code that changed since the command before it."""
+    sweeps: dict[str, list[dict]] = {}
+    for r in rows:
+        sweeps.setdefault(r["sweep"], []).append(r)
+    lines, before = [], None
+    for command, mine in sweeps.items():
+        commits = sorted({r["commit"] for r in mine})
+        models = ", ".join(m for m in MODELS if any(r["model"] == m for r in mine))
+        lines += [
+            f"    .venv/bin/{command}",
+            "",
+            f"built {len(mine)} rows ({models}) at commit {', '.join(commits)}, "
+            f"build code fingerprints {', '.join(sorted({str(r['fingerprint']) for r in mine}))}.",
+        ]
+        if before:
+            # every commit of a sweep has the same build code (its rows share fingerprints)
+            first = commits[0].removesuffix("-dirty")
+            changed = git_output("diff", "--name-only", before, first, "--", *BUILD_CODE)
+            lines.append(
+                "Build code changed since the command above: "
+                + (", ".join(f"`{f}`" for f in changed.split()) if changed else "none")
+                + "."
+                if changed is not None
+                else "The commits are not in this clone: no comparison of their build code."
+            )
+        lines.append("")
+        before = commits[-1].removesuffix("-dirty")
+    return lines
+
+
 def write_results(record: dict, out: Path, peer_dir: Path) -> None:
-    """Write ``out/hardware.json`` (``record``: the run's command, commit, fingerprint,
-    ``complete``, ``plan``, ``peaks`` and ``rows``), the plots and ``out/BENCHMARKS.md``."""
+    """Write ``out/hardware.json`` (``record``: the last run's command and commit, ``complete``,
+    ``plan``, ``peaks`` and ``rows``), the plots and ``out/BENCHMARKS.md``."""
     keys = record.get("plan") or [(r["board"], r["model"], r["budget"]) for r in record["rows"]]
     plan = [tuple(key) for key in keys]
     rows, peaks, complete = record["rows"], record["peaks"], record["complete"]
-    command, commit, fingerprint = record["command"], record["commit"], record["fingerprint"]
     order = {key: n for n, key in enumerate(plan)}
     rows.sort(key=lambda r: order.get((r["board"], r["model"], r["budget"]), len(order)))
     results = out / "hardware.json"
@@ -365,8 +422,6 @@ def write_results(record: dict, out: Path, peer_dir: Path) -> None:
     tmp.replace(results)
     pictures = plots(rows, out)
     tools = next((r["tools"] for r in rows if r.get("tools")), {})
-    # with --resume, rows can come from several commits of the same build code
-    commits = sorted({r.get("commit", commit) for r in rows})
     text = [
         "# Benchmarks: the shipped digits models on boards",
         "",
@@ -381,9 +436,7 @@ def write_results(record: dict, out: Path, peer_dir: Path) -> None:
         ),
         "Produced by (from the repository root, after `bash setup.sh`):",
         "",
-        f"    .venv/bin/{command}",
-        "",
-        f"Code: commit {', '.join(commits)} (build code fingerprint {fingerprint}). "
+        *provenance(rows),
         f"Machine: {platform.machine()}, Python {platform.python_version()}; tools: "
         + ", ".join(f"{k} {v}" for k, v in tools.items()),
         "",
@@ -452,26 +505,34 @@ def main() -> None:
         action="store_true",
         help="only rewrite OUT/BENCHMARKS.md and the plots from OUT/hardware.json (no builds)",
     )
-    parser.add_argument(
+    keep = parser.add_mutually_exclusive_group()
+    keep.add_argument(
         "--resume",
         action="store_true",
-        help="keep the rows of OUT/hardware.json built from the same code (fingerprint)",
+        help="keep the rows of OUT/hardware.json built from the same code (fingerprint) and "
+        "build the rest of the plan",
+    )
+    keep.add_argument(
+        "--add",
+        action="store_true",
+        help="keep every row of OUT/hardware.json, whatever code built it (each keeps its "
+        "command, commit and fingerprint), and build only the plan's missing rows",
     )
     args = parser.parse_args()
-    # the command that reproduces the figures: without --resume and --jobs (how it was run)
+    # the command that reproduces the figures: without --resume, --add and --jobs (how it ran)
     shown, skip = [], False
     for arg in sys.argv[1:]:
-        if not skip and arg != "--resume" and not arg.startswith("--jobs"):
+        if not skip and arg not in ("--resume", "--add") and not arg.startswith("--jobs"):
             shown.append(arg)
         skip = arg == "--jobs"
     command = "python bench/hardware.py " + shlex.join(shown)
     commit = git_revision() or "unknown"  # the code every build of this run imports
-    fingerprint = code_fingerprint()
+    fingerprints = {model: code_fingerprint(model) for model in MODELS}
     args.out.mkdir(parents=True, exist_ok=True)
     results = args.out / "hardware.json"
 
     if args.render:
-        record = json.loads(results.read_text())
+        record = load_record(results)
         for row in record["rows"]:  # rows from before the simulation speed was collected
             report = build_dir(args.out, row["board"], row["model"], row["budget"]) / "report.json"
             if "sim_vectors_per_s" not in row and report.is_file():
@@ -479,21 +540,21 @@ def main() -> None:
         write_results(record, args.out, args.peer)
         return
 
-    earlier = {}
-    if args.resume:
-        old = json.loads(results.read_text()) if results.is_file() else {}
-        if fingerprint is None or old.get("fingerprint") != fingerprint:
-            sys.exit(
-                f"--resume: {results} was built from other code (fingerprint "
-                f"{old.get('fingerprint')}, now {fingerprint or 'uncommitted changes'}); "
-                "run without --resume"
-            )
-        earlier = {
-            (r["board"], r["model"], r["budget"], r.get("seed")): r
-            for r in old["rows"]
-            if not r["status"].endswith("interrupted")  # stopped, not finished: built again
-        }
-        print(f"resuming: {len(earlier)} rows of {results} are from this code")
+    earlier, old = {}, {}
+    if args.resume or args.add:
+        if not results.is_file():
+            sys.exit(f"--{'resume' if args.resume else 'add'}: there is no {results}")
+        old = load_record(results)
+        # interrupted builds stopped before they finished: built again
+        finished = [r for r in old["rows"] if not r["status"].endswith("interrupted")]
+        if args.resume:
+            finished = [
+                r
+                for r in finished
+                if r["fingerprint"] is not None and r["fingerprint"] == fingerprints[r["model"]]
+            ]
+        earlier = {(r["board"], r["model"], r["budget"], r.get("seed")): r for r in finished}
+        print(f"keeping {len(earlier)} rows of {results}")
 
     peaks = {}
     if not args.no_synth:
@@ -510,9 +571,15 @@ def main() -> None:
         budgets = sorted({board.dsp if b == "full" else int(b) for b in args.budgets}, reverse=True)
         plan += [(board_name, m, b) for b in budgets if b <= board.dsp for m in args.models]
 
-    record = {"command": command, "commit": commit, "fingerprint": fingerprint, "plan": plan}
-    record.update(peaks=peaks, complete=False)
-    rows = [earlier[(*k, args.seed)] for k in plan if (*k, args.seed) in earlier]
+    if args.add:  # the earlier results' plan first, then what this run adds to it
+        plan = [tuple(k) for k in old.get("plan") or []] + plan
+        plan = list(dict.fromkeys(plan))
+        peaks = {**old.get("peaks", {}), **peaks}
+        rows = list(earlier.values())
+    else:
+        rows = [earlier[(*k, args.seed)] for k in plan if (*k, args.seed) in earlier]
+    record = {"command": command, "commit": commit, "plan": plan, "peaks": peaks}
+    record["complete"] = False
     # smaller builds first, so that a sweep stopped early has as many rows as it can; the
     # fixed-butterfly model (15 stages) takes far longest to place and route at every budget
     todo = sorted(
@@ -534,7 +601,7 @@ def main() -> None:
         }
         for future in as_completed(running):
             row = future.result()
-            row["commit"] = commit
+            row.update(sweep=command, commit=commit, fingerprint=fingerprints[row["model"]])
             rows.append(row)
             record.update(rows=rows, complete=False)
             write_results(record, args.out, args.peer)
