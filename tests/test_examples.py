@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from compiler.datasets import load_split
+from compiler.folding import fold
 from compiler.modelfile import load_model
 from compiler.nn.linear import DeButLinear
 from compiler.summary import float_accuracy
@@ -20,7 +21,7 @@ def evaluate(name: str):
     return loaded, params, float_accuracy(loaded, split.x_test, split.y_test)
 
 
-@pytest.mark.parametrize("name", ["dense", "debut", "butterfly"])
+@pytest.mark.parametrize("name", ["dense", "debut", "debut_small", "butterfly"])
 def test_example_is_safe_format_on_digits(name):
     raw = torch.load(EXAMPLES / f"digits_{name}.pt", weights_only=True)
     assert raw["dataset"] == {
@@ -49,6 +50,27 @@ def test_debut_model_quarter_of_dense_params_within_one_point():
         layer = getattr(debut.model, name)
         assert isinstance(layer, DeButLinear) and len(layer.chain) > 1
         assert layer.chain.is_dense()
+
+
+def test_small_debut_model_has_eight_equal_stages_within_one_point():
+    """DeBut in all three layers, at most 1/12 of the dense MACs; every factor but the last has
+    256 MACs (the last 160), so 8 multipliers, one per stage, issue a vector every 256 cycles."""
+    dense, _, dense_acc = evaluate("dense")
+    small, _, small_acc = evaluate("debut_small")
+    assert small_acc >= dense_acc - 0.01
+    dense_macs = sum(
+        m.in_features * m.out_features for m in dense.model.modules() if hasattr(m, "in_features")
+    )
+    stage_macs = []
+    for name in ("fc1", "fc2", "fc3"):
+        layer = getattr(small.model, name)
+        assert isinstance(layer, DeButLinear) and layer.chain.is_dense()
+        assert min(layer.chain.widths[1:-1]) >= 32  # the intermediate widths
+        stage_macs += [f.p * f.s for f in layer.chain.factors]
+    assert stage_macs == [256] * 7 + [160]
+    assert sum(stage_macs) * 12 <= dense_macs
+    folding = fold(stage_macs, budget=8)
+    assert (folding.ii, folding.multipliers) == (256, (1,) * 8)
 
 
 def test_butterfly_model_uses_two_by_two_factors():

@@ -150,7 +150,7 @@ def test_edge_inputs_saturate_cleanly():
         run_integer(graph, edge * 2)
 
 
-@pytest.mark.parametrize("name", ["debut", "dense", "butterfly"])
+@pytest.mark.parametrize("name", ["debut", "debut_small", "dense", "butterfly"])
 def test_shipped_models_fixed_within_half_a_point_of_float(name):
     q = quantize_model(EXAMPLES / f"digits_{name}.pt")
     assert q.fixed_accuracy >= q.float_accuracy - 0.005

@@ -150,6 +150,17 @@ def test_shipped_debut_model_at_the_ulx3s_25f_budget():
 
 
 @pytest.mark.sim
+def test_small_debut_model_on_eight_multipliers():
+    """DeBut output layer included (its last factor has r = 5): one multiplier per stage."""
+    q = quantize_model(EXAMPLES / "digits_debut_small.pt")
+    lowered = lower(q.graph, budget=8)
+    assert lowered.network.multipliers == 8
+    x_int = quantize_input(q.graph, q.data.test[:6])
+    got, _, _ = simulate(lowered, x_int, idle=0.2, stall=0.2)
+    np.testing.assert_array_equal(got, q.test_run.output[:6])
+
+
+@pytest.mark.sim
 @pytest.mark.parametrize("name", ["debut", "dense"])
 def test_shipped_models_at_the_ulx3s_85f_budget(name):
     q = quantize_model(EXAMPLES / f"digits_{name}.pt")

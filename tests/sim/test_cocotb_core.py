@@ -257,19 +257,23 @@ def digits_builds(tmp_path_factory):
     root = tmp_path_factory.mktemp("digits")
     cache = {}
 
-    def get(name):
-        if name not in cache:
-            cache[name] = build(EXAMPLES / f"digits_{name}.pt", root / name, "ulx3s-85f", 156)
-        return cache[name]
+    def get(name, budget):
+        if (name, budget) not in cache:
+            path = EXAMPLES / f"digits_{name}.pt"
+            cache[name, budget] = build(path, root / f"{name}-{budget}", "ulx3s-85f", budget)
+        return cache[name, budget]
 
     return get
 
 
 @pytest.mark.sim
 @needs_iverilog
-@pytest.mark.parametrize(("name", "vectors"), [("debut", 120), ("dense", 40)])
-def test_shipped_model_at_the_ulx3s_85f_budget(digits_builds, tmp_path, name, vectors):
-    built = digits_builds(name)
+@pytest.mark.parametrize(
+    ("name", "budget", "vectors"),
+    [("debut", 156, 120), ("dense", 156, 40), ("debut_small", 8, 24)],
+)
+def test_shipped_model_on_the_ulx3s_85f(digits_builds, tmp_path, name, budget, vectors):
+    built = digits_builds(name, budget)
     q = built.quantized
     x = stimulus(q.graph, q.data.test, vectors)
     expected = golden(built.out_dir, x)
@@ -278,7 +282,9 @@ def test_shipped_model_at_the_ulx3s_85f_budget(digits_builds, tmp_path, name, ve
     result = run_sim(built.out_dir, x, expected, sim_dir=tmp_path / "sim")
     assert result.passed, result.first_mismatches
     assert (result.vectors, result.mismatches, result.framing_errors) == (vectors, 0, 0)
-    assert result.cycles_per_vector >= built.lowered.ii
+    # the mean interval runs from the first output to the last: backpressure can hold back the
+    # first while later ones wait finished in the core, so allow one II of slack
+    assert result.cycles_per_vector * (vectors - 1) >= built.lowered.ii * (vectors - 2)
     assert result.latency_cycles >= built.lowered.latency
 
 
