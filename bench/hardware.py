@@ -430,7 +430,8 @@ def write_results(record: dict, out: Path, peer_dir: Path) -> None:
             if complete
             else [
                 f"**Partial run: {len(rows)} of {len(plan)} builds so far** (this file is "
-                "rewritten after every build; `--resume` carries on from the builds done).",
+                "rewritten after every build; `--resume` or `--add` carries on from the builds "
+                "done).",
                 "",
             ]
         ),
