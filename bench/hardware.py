@@ -377,7 +377,7 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
 
 
 def provenance(rows: list[dict]) -> list[str]:
-    """Each sweep command of the rows, with the models and boards it built, its commits and
+    """Each sweep command of the rows, with the models it built, its commits and
     code fingerprints, and the build code that changed since the command before it."""
     sweeps: dict[str, list[dict]] = {}
     for r in rows:
