@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from boards.registry import get_board  # noqa: E402
-from compiler.manifest import git_output, git_revision  # noqa: E402
+from compiler.provenance import git_output, git_revision  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 MODELS = ("dense", "debut", "debut_small", "butterfly")

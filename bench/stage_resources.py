@@ -17,9 +17,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from boards.synth_stats import ToolError, synth_stats
 from compiler.flow import quantize_model
+
 from compiler.lower import lower
 from hw.factor_stage import LUT_WEIGHTS
 

@@ -22,14 +22,14 @@ from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Module, Si
 from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
+from boards.link.device import HostLink
+from boards.link.protocol import DEFAULT_BAUD
+from boards.link.uart import UARTRx, UARTTx, uart_divisor
 from boards.pll import PLLConfig, add_pll_domain, ecp5_pll
-from boards.protocol import DEFAULT_BAUD
 from boards.registry import Board
-from compiler.errors import OptionError
-from hw.host_link import HostLink
+from debut.errors import BoardError
 from hw.network import Network
 from hw.stream_register import StreamRegister
-from hw.uart import UARTRx, UARTTx, uart_divisor
 
 __all__ = ["BoardTop", "ClockPlan", "Harness", "clock_plan"]
 
@@ -51,14 +51,14 @@ def clock_plan(board: Board, requested_mhz: float) -> ClockPlan:
     """How ``board`` gets a clock of ``requested_mhz``: an ECP5 PLL from the oscillator (the
     nearest frequency its dividers give), or the oscillator itself on iCE40 boards."""
     if not requested_mhz > 0:
-        raise OptionError(f"the clock must be positive, not {requested_mhz!r} MHz")
+        raise BoardError(f"the clock must be positive, not {requested_mhz!r} MHz")
     if board.family == "ecp5":
         if abs(requested_mhz - board.clock_mhz) < 1e-9:
             return ClockPlan(requested_mhz, board.clock_mhz, None)
         pll = ecp5_pll(board.clock_mhz, requested_mhz)
         return ClockPlan(requested_mhz, pll.f_out_mhz, pll)
     if abs(requested_mhz - board.clock_mhz) > 1e-9:
-        raise OptionError(
+        raise BoardError(
             f"{board.name} runs at its {board.clock_mhz:g} MHz oscillator (no PLL support yet); "
             f"use --clock-mhz {board.clock_mhz:g}"
         )
@@ -158,7 +158,7 @@ class BoardTop(Elaboratable):
             divisor = uart_divisor(clk_hz, baud)
         except ValueError as error:
             self._MustUse__silence = True  # never built, so never to be elaborated
-            raise ValueError(f"--baud {baud} at {clock.f_mhz:g} MHz: {error}") from None
+            raise BoardError(f"--baud {baud} at {clock.f_mhz:g} MHz: {error}") from None
         self.harness = Harness(
             network,
             divisor=divisor,

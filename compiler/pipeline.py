@@ -1,64 +1,349 @@
-"""The named, ordered pipeline from the front end's IR to a quantised graph.
+"""The build pipeline: one ordered list of named steps over one build state, and the Python API
+that runs it (docs/architecture.md, docs/api-pipeline in docs/cli.md).
 
-Each step is a pure ``Graph -> Graph`` function; the verifier runs after every step and an
-error names the step that broke the IR.
+Every command runs a part of the same list (``BUILD_STEPS``)::
+
+    load summarize frontend quantize lower fit verilog check harness synth pnr netlist pack
+    |- inspect --|
+    |-------- quantize --------| + sweep
+    |------------------- build (--stop-after STEP; --no-synth: through check) -------------|
+    |-------------------------- sim ---------------| + simulate
+
+Each step is timed by one timer and announced by one progress line; its seconds go to the
+report's ``time_per_step_s``. When the steps are done (or one fails after the core's Verilog
+was written), the report and the manifest are assembled from the state and written once.
+
+From a script::
+
+    from compiler import pipeline
+    report = pipeline.build("examples/digits_debut.pt", board="ulx3s", dsp_budget=28)
+    report.hardware.ii_cycles, report.synth.fmax_mhz
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import partial
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
+from compiler.artifacts import (
+    ArtifactsSection,
+    BoardRecord,
+    CellUse,
+    Manifest,
+    QuantSection,
+    Report,
+    SelftestRecord,
+    SelftestSummary,
+    SynthSection,
+    ThroughputSection,
+    write_build,
+)
+from compiler.golden import factor_tensor_names
+from compiler.lower import hardware_section
+from compiler.options import Options
+from compiler.provenance import git_revision, tool_versions
+from compiler.steps import board, core, front
+from compiler.steps.state import BuildState
+from compiler.verification import sim_section
+from debut.errors import CompilerError, OptionError
 
-from compiler.errors import IRVerificationError, OptionError
-from compiler.fixed import MAX_WIDTH, MIN_WIDTH
-from compiler.ir import Graph
-from compiler.passes.balance_scales import balance_scales
-from compiler.passes.calibrate import calibrate
-from compiler.passes.fold_batchnorm import fold_batchnorm
-from compiler.passes.fuse_activations import fuse_activations
-from compiler.passes.quantize import quantize
-from compiler.passes.size_accumulators import size_accumulators
-from compiler.verify import verify
-
-__all__ = ["Step", "check_bits", "quantization_steps", "run_steps"]
-
-Step = tuple[str, Callable[[Graph], Graph]]
-
-
-def check_bits(name: str, value: int) -> int:
-    if not isinstance(value, int) or not MIN_WIDTH <= value <= MAX_WIDTH:
-        raise OptionError(f"{name} must be an integer in {MIN_WIDTH}..{MAX_WIDTH}, not {value!r}")
-    return value
-
-
-def quantization_steps(calibration: np.ndarray, act_bits: int, weight_bits: int) -> list[Step]:
-    """``calibration``: preprocessed calibration inputs."""
-    check_bits("--act-bits", act_bits)
-    check_bits("--weight-bits", weight_bits)
-    return [
-        ("fold_batchnorm", fold_batchnorm),
-        ("fuse_activations", fuse_activations),
-        ("balance_scales", partial(balance_scales, data=calibration, act_bits=act_bits)),
-        ("calibrate", partial(calibrate, data=calibration)),
-        ("quantize", partial(quantize, act_bits=act_bits, weight_bits=weight_bits)),
-        ("size_accumulators", size_accumulators),
-    ]
+__all__ = [
+    "BUILD_STEPS",
+    "COMMANDS",
+    "Step",
+    "build",
+    "default_out_dir",
+    "inspect",
+    "quantize",
+    "run",
+    "simulate",
+]
 
 
-def run_steps(graph: Graph, steps: list[Step], timings: dict[str, float] | None = None) -> Graph:
-    """Run the steps in order, verifying the IR after each; record each step's seconds."""
-    problems = verify(graph)
-    if problems:
-        raise IRVerificationError(f"the front end produced a broken IR: {'; '.join(problems)}")
-    for name, step in steps:
-        start = time.perf_counter()
-        graph = step(graph)
-        if timings is not None:
-            timings[name] = time.perf_counter() - start
-        problems = verify(graph)
-        if problems:
-            raise IRVerificationError(f"pass {name!r} broke the IR: {'; '.join(problems)}")
-    return graph
+@dataclass(frozen=True)
+class Step:
+    """A named step: ``run`` does it (its docstring says what), ``doing`` is its progress line."""
+
+    name: str
+    run: Callable[[BuildState], None]
+    doing: str
+
+
+BUILD_STEPS: tuple[Step, ...] = (
+    Step("load", front.load, "reading the model and its data"),
+    Step("summarize", front.summarize_model, "counting parameters and MACs"),
+    Step("frontend", front.frontend, "the PyTorch model to the IR"),
+    Step("quantize", front.quantize, "quantising to fixed point"),
+    Step("lower", core.lower, "folding the core onto the multipliers"),
+    Step("fit", core.fit, "the estimate against the board"),
+    Step("verilog", core.verilog, "writing the core's Verilog"),
+    Step("check", core.check, "simulating the core against the golden model"),
+    Step("harness", board.harness, "the board top around the core"),
+    Step("synth", board.synth, "Yosys"),
+    Step("pnr", board.pnr, "nextpnr"),
+    Step("netlist", board.netlist, "the synthesised netlist against the golden model"),
+    Step("pack", board.pack, "the bitstream"),
+)
+SWEEP = Step("sweep", front.sweep, "fixed-point accuracy at 4 to 12 bits")
+SIMULATE = Step("simulate", core.simulate, "simulating the core against the golden model")
+NO_SYNTH_STOP = "check"  # --no-synth: the core's Verilog and its quick check
+
+
+def _through(name: str) -> tuple[Step, ...]:
+    names = [step.name for step in BUILD_STEPS]
+    return BUILD_STEPS[: names.index(name) + 1]
+
+
+COMMANDS: dict[str, tuple[Step, ...]] = {
+    "inspect": _through("summarize"),
+    "quantize": (*_through("quantize"), SWEEP),
+    "build": BUILD_STEPS,
+    "sim": (*_through("verilog"), SIMULATE),
+}
+_PER_BOARD = {"build", "sim"}  # commands whose default folder names the board
+DEFAULT_SWEEP = tuple(range(4, 13))
+
+
+def default_out_dir(command: str, model: Path, board: str) -> Path:
+    """``build/<model-stem>/``, and ``build/<model-stem>-<board>/`` for build and sim."""
+    from boards.registry import get_board
+
+    suffix = f"-{get_board(board).name}" if command in _PER_BOARD else ""
+    return Path("build") / (Path(model).stem + suffix)
+
+
+def run(
+    command: str,
+    model: str | Path,
+    options: Options,
+    *,
+    out: str | Path | None = None,
+    stop_after: str | None = None,
+    progress: Callable[[str], None] = print,
+) -> BuildState:
+    """Run ``command``'s steps (up to ``stop_after``) on ``model`` and write the build's records
+    into ``out`` (default: :func:`default_out_dir`). Returns the state with every product."""
+    if command not in COMMANDS:
+        raise ValueError(f"command must be one of {', '.join(COMMANDS)}, not {command!r}")
+    steps = COMMANDS[command]
+    names = [step.name for step in steps]
+    if stop_after is not None:
+        if stop_after not in names:
+            raise OptionError(f"--stop-after must be one of {', '.join(names)}, not {stop_after!r}")
+        steps = steps[: names.index(stop_after) + 1]
+    plan = tuple(step.name for step in steps)
+    options.check(synthesis="synth" in plan or command != "build")
+    model = Path(model)
+    out_dir = Path(out) if out is not None else default_out_dir(command, model, options.board)
+    state = BuildState(command, model, options, out_dir, plan, progress)
+    try:
+        for step in steps:
+            progress(f"[{step.name}] {step.doing} ...")
+            start = time.perf_counter()
+            step.run(state)
+            state.seconds[step.name] = time.perf_counter() - start
+            progress(f"[{step.name}] done in {state.seconds[step.name]:.1f} s")
+    except CompilerError:
+        if state.verilog is not None:  # the folder holds files of this run: say what it made
+            _write_records(state)
+        raise
+    finally:
+        if state.lowered is not None and state.board_build is None:
+            state.lowered.discard()  # elaborated only for a board top
+    for path in _write_records(state):
+        progress(f"wrote {path}")
+    return state
+
+
+def _write_records(state: BuildState) -> list[Path]:
+    if state.bitstream is None:
+        for stale in ("top.bit", "top.bin"):  # an earlier build's, which this report won't describe
+            (state.out_dir / stale).unlink(missing_ok=True)
+    return write_build(state.out_dir, report_of(state), manifest_of(state))
+
+
+# ---- the records -------------------------------------------------------------------------------
+
+
+def report_of(state: BuildState) -> Report:
+    """The typed report of what ``state``'s steps produced."""
+    hardware = throughput = synth = None
+    if state.lowered is not None:
+        hardware = hardware_section(state.lowered)
+        hardware = _replace(hardware, board_estimate=state.board_estimate, misfits=state.misfits)
+        throughput = _throughput(state)
+    build = state.board_build
+    if build is not None and build.nextpnr is not None:
+        synth = _synth_section(state)
+    artifacts = None
+    if state.verilog is not None:
+        artifacts = ArtifactsSection(
+            verilog=str(state.verilog),
+            bitstream=None if state.bitstream is None else str(state.bitstream),
+        )
+    return Report(
+        command=state.command,
+        model=state.model,
+        quant=_quant_section(state),
+        hardware=hardware,
+        sim=None if state.sim is None else sim_section(state.sim),
+        synth=synth,
+        throughput=throughput,
+        artifacts=artifacts,
+        time_per_step_s=dict(state.seconds),
+    )
+
+
+def manifest_of(state: BuildState) -> Manifest | None:
+    """The manifest of ``state``'s quantised network (None before quantisation)."""
+    if state.quantized is None:
+        return None
+    graph = state.quantized.graph
+    build = state.board_build
+    board_record = None
+    if state.bitstream is not None:
+        board_record = BoardRecord(
+            board=build.board.name,
+            clock_mhz=build.clock.f_mhz,
+            baud=build.baud,
+            selftest=SelftestRecord(len(build.selftest), build.checksum, build.selftest.tolist()),
+            design_id=build.design_id,
+        )
+    options = state.options.to_dict()
+    options["stage_registers"] = (
+        None if state.lowered is None else bool(state.lowered.network.stage_registers)
+    )
+    return Manifest.of_graph(
+        graph,
+        model_path=state.model_path,
+        options=options,
+        tool_versions=tool_versions(),
+        git_revision=git_revision(),
+        interface=None if state.lowered is None else state.lowered.interface(graph),
+        board=board_record,
+    )
+
+
+def _replace(record, **changes):
+    from dataclasses import replace
+
+    return replace(record, **changes)
+
+
+def _quant_section(state: BuildState) -> QuantSection | None:
+    q = state.quantized
+    if q is None:
+        return None
+    graph = q.graph
+    formats = {"input": graph.input_format.to_list()}
+    for op in graph.layers:
+        lq = op.quant
+        for k, name in enumerate(factor_tensor_names(op)):
+            formats[name] = lq.out_formats[k].to_list()
+            formats[f"{op.name}.w{k}"] = lq.weight_formats[k].to_list()
+        formats[f"{op.name}.bias"] = [None, lq.bias_frac, True]
+    return QuantSection(
+        act_bits=q.act_bits,
+        weight_bits=q.weight_bits,
+        formats=formats,
+        float_accuracy=state.model.float_accuracy,
+        fixed_accuracy=q.fixed_accuracy,
+        agreement=q.agreement,
+        saturations=q.saturations,
+        calibration=state.data.calibration_source,
+        test=state.data.test_source,
+        sweep=state.sweep,
+    )
+
+
+def _throughput(state: BuildState) -> ThroughputSection:
+    lowered = state.lowered
+    build = state.board_build
+    section = ThroughputSection(
+        multiplier_efficiency=lowered.multiplier_efficiency,
+        inferences_per_cycle=1 / lowered.ii,
+    )
+    if build is None or build.nextpnr is None:
+        return section
+    clock = build.clock.f_mhz
+    rate = clock * 1e6 / lowered.ii
+    return _replace(
+        section,
+        clock_mhz=clock,
+        ii_cycles=lowered.ii,
+        latency_cycles=lowered.latency,
+        latency_us=lowered.latency / clock,
+        inferences_per_s=rate,
+        macs_per_s=rate * sum(plan.macs for plan in lowered.plans),
+        inferences_per_s_per_dsp=rate / max(1, lowered.network.multipliers),
+    )
+
+
+def _synth_section(state: BuildState) -> SynthSection:
+    build = state.board_build
+    board, report, clock = build.board, build.nextpnr, build.clock
+    return SynthSection(
+        board=board.name,
+        device=board.device,
+        package=board.package,
+        clock_mhz=clock.f_mhz,
+        requested_clock_mhz=clock.requested_mhz,
+        pll=None if clock.pll is None else clock.pll.parameters(),
+        clock_net=report.main_clock,
+        fmax_mhz=report.main_fmax_mhz,
+        timing_met=report.all_timing_met,
+        utilization={
+            cell: CellUse(used, available)
+            for cell, (used, available) in report.utilization.items()
+            if used
+        },
+        yosys_cells=build.cells or {},
+        lut_mapper=build.mapper or "",
+        seed=state.options.seed,
+        estimate=state.board_estimate,
+        baud=build.baud,
+        selftest=SelftestSummary(len(build.selftest), build.checksum),
+        design_id=build.design_id,
+        tools=tool_versions(),
+        rtl_check=None if state.check is None else sim_section(state.check),
+        netlist_check=None if state.netlist_check is None else sim_section(state.netlist_check),
+        logs={
+            "yosys": str(build.workdir / "yosys.log"),
+            "nextpnr": str(build.workdir / "nextpnr.log"),
+        },
+    )
+
+
+# ---- the API -----------------------------------------------------------------------------------
+
+
+def inspect(model: str | Path, *, out=None, progress=print, **options) -> Report:
+    """Layers, chains, parameters, MACs and the float test accuracy of ``model`` (the report's
+    ``model`` section). ``options``: the fields of :class:`compiler.options.Options`."""
+    return report_of(run("inspect", model, Options(**options), out=out, progress=progress))
+
+
+def quantize(model: str | Path, *, out=None, progress=print, **options) -> Report:
+    """``inspect``, then fixed point: the golden model against the float model, and the accuracy
+    at 4 to 12 bits (``sweep_bits``)."""
+    options.setdefault("sweep_bits", DEFAULT_SWEEP)
+    return report_of(run("quantize", model, Options(**options), out=out, progress=progress))
+
+
+def build(
+    model: str | Path, *, out=None, stop_after: str | None = None, progress=print, **options
+) -> Report:
+    """``quantize`` (without the sweep), then the core for ``board``, its quick check and, unless
+    ``stop_after`` names an earlier step, the verified bitstream."""
+    state = run(
+        "build", model, Options(**options), out=out, stop_after=stop_after, progress=progress
+    )
+    return report_of(state)
+
+
+def simulate(model: str | Path, *, out=None, progress=print, **options) -> Report:
+    """The core's Verilog, as ``build`` makes it, simulated against the golden model on
+    ``vectors`` vectors (the report's ``sim`` section)."""
+    return report_of(run("sim", model, Options(**options), out=out, progress=progress))

@@ -33,9 +33,9 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from compiler.datasets import DatasetRef, load_split
-from compiler.modelfile import Preprocessing, save_model
+from compiler.frontend.modelfile import Preprocessing, save_model
 from compiler.nn import DeButLinear, butterfly_chain, debutize, suggest_chain
-from compiler.nn.chain import Chain
+from debut.chain import Chain
 
 DATASET = DatasetRef("sklearn-digits", test_size=0.25, random_state=0, stratify=True)
 PREPROCESSING = Preprocessing(scale=1 / 16, offset=0.0)

@@ -54,8 +54,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from compiler.fixed import Fixed, bits_for_range
-from compiler.nn.chain import Factor
+from debut.chain import Factor
+from debut.fixed import Fixed, bits_for_range
 from hw.dsp import mult18x18d
 
 __all__ = ["CLUSTER_MULTIPLIERS", "DSP_PRIMITIVES", "SINGLE_SLOT_MIN_II", "FactorStage"]
@@ -93,8 +93,8 @@ def _shape(fmt: Fixed):
 
 class FactorStage(wiring.Component):
     """``y = sat(act(B x + bias) >> shift)`` for one DeBut factor ``B``, bit-exact with
-    :func:`compiler.execute.apply_factor` followed by the bias, the activation and
-    :func:`compiler.fixed.requantize`.
+    :func:`compiler.golden.apply_factor` followed by the bias, the activation and
+    :func:`debut.fixed.requantize`.
 
     Ports
     -----

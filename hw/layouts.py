@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data
 
-from compiler.fixed import Fixed
+from debut.fixed import Fixed
 
 __all__ = ["beat_layout", "element_shape", "vector_layout"]
 

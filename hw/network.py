@@ -10,7 +10,7 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from compiler.fixed import Fixed
+from debut.fixed import Fixed
 from hw.deserializer import Deserializer
 from hw.factor_stage import FactorStage
 from hw.layouts import beat_layout

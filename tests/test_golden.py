@@ -8,19 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from compiler.flow import quantize_model
+from compiler.manifest import read_manifest, write_manifest
 from torch import nn
 
-from compiler.errors import IRVerificationError, ModelFormatError, OptionError
-from compiler.execute import factor_tensor_names, quantize_input, run_float, run_integer
-from compiler.flow import quantize_model
-from compiler.frontend import to_graph
+from compiler.frontend.convert import to_graph
+from compiler.frontend.modelfile import LoadedModel, Preprocessing
+from compiler.golden import factor_tensor_names, quantize_input, run_float, run_integer
 from compiler.ir import LayerQuant
-from compiler.manifest import read_manifest, write_manifest
-from compiler.modelfile import LoadedModel, Preprocessing
 from compiler.nn.generate import search_chains
 from compiler.nn.linear import DeButLinear
 from compiler.passes.size_accumulators import accumulator_bounds
 from compiler.pipeline import quantization_steps, run_steps
+from debut.errors import IRVerificationError, ModelFormatError, OptionError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -41,7 +41,7 @@ DEVICE = ("--85k", "--package", "CABGA381")
 
 def export(out: Path) -> Path:
     from compiler.datasets import load_split
-    from compiler.modelfile import load_model
+    from compiler.frontend.modelfile import load_model
 
     loaded = load_model(ROOT / "examples" / "digits_dense.pt")
     linears = [m for m in loaded.model.modules() if hasattr(m, "weight") and m.weight.ndim == 2]

@@ -21,8 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from compiler.errors import ChainError
-from compiler.nn.chain import Chain, Factor
+from debut.chain import Chain, Factor
+from debut.errors import ChainError
 
 __all__ = [
     "ALSError",

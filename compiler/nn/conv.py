@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compiler.errors import ChainError
-from compiler.nn.chain import Chain
 from compiler.nn.linear import apply_chain, chain_matrix, default_twiddle
+from debut.chain import Chain
+from debut.errors import ChainError
 
 __all__ = ["DeButConv1d", "DeButConv2d", "conv_filter_matrix"]
 

@@ -10,12 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from compiler.errors import UnsupportedModelError
 from compiler.nn.als import als_fit, svd_error
-from compiler.nn.chain import Chain
 from compiler.nn.conv import DeButConv2d, conv_filter_matrix
 from compiler.nn.generate import suggest_chain
 from compiler.nn.linear import DeButLinear
+from debut.chain import Chain
+from debut.errors import UnsupportedModelError
 
 __all__ = ["DebutizeReport", "debutize"]
 

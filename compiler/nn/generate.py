@@ -24,8 +24,8 @@ import numbers
 from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
-from compiler.errors import ChainSearchError
-from compiler.nn.chain import Chain, ChainShape, Factor
+from debut.chain import Chain, ChainShape, Factor
+from debut.errors import ChainSearchError
 
 __all__ = [
     "DEFAULT_MAX_FACTORS",

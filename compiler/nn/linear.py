@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from compiler.errors import ChainError
-from compiler.nn.chain import Chain
+from debut.chain import Chain
+from debut.errors import ChainError
 
 __all__ = ["DeButLinear", "apply_chain", "chain_matrix"]
 

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from compiler.execute import factor_tensor_names, run_float
+from compiler.golden import factor_tensor_names, run_float
 from compiler.ir import ChainOp, Graph, frozen_array
 
 __all__ = ["MARGIN", "balance_scales"]

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from compiler.errors import CompilerError
-from compiler.execute import factor_tensor_names, run_float
+from compiler.golden import factor_tensor_names, run_float
 from compiler.ir import ChainOp, Graph
+from debut.errors import QuantizationError
 
 __all__ = ["calibrate"]
 
@@ -17,7 +17,7 @@ def calibrate(graph: Graph, *, data: np.ndarray) -> Graph:
     """``data``: preprocessed calibration inputs, one sample per row."""
     data = np.asarray(data, dtype=np.float64)
     if data.ndim != 2 or data.shape[1] != graph.in_features or len(data) == 0:
-        raise CompilerError(
+        raise QuantizationError(
             f"calibration data must have shape (N, {graph.in_features}) with N > 0, "
             f"not {data.shape}"
         )

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from compiler.errors import UnsupportedModelError
 from compiler.ir import BatchNormOp, ChainOp, Graph, frozen_array
+from debut.errors import UnsupportedModelError
 
 __all__ = ["fold_batchnorm"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from compiler.errors import UnsupportedModelError
 from compiler.ir import Activation, ActivationOp, ChainOp, Graph
+from debut.errors import UnsupportedModelError
 
 __all__ = ["fuse_activations"]
 

@@ -13,9 +13,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from compiler.errors import CompilerError
-from compiler.fixed import Fixed, round_half_up
 from compiler.ir import ChainOp, Graph, LayerQuant, frozen_array
+from debut.errors import QuantizationError
+from debut.fixed import Fixed, round_half_up
 
 __all__ = ["HEADROOM", "quantize"]
 
@@ -24,7 +24,7 @@ HEADROOM = 1.0  # calibrated max-abs is scaled by this before the format is chos
 
 def _layer_quant(op: ChainOp, in_format: Fixed, act_bits: int, weight_bits: int) -> LayerQuant:
     if op.ranges is None:
-        raise CompilerError(f"{op.name} has no calibration ranges; calibrate before quantising")
+        raise QuantizationError(f"{op.name} has no calibration ranges; calibrate before quantising")
     parts = op.chain.split(op.twiddle)
     weight_formats = tuple(
         Fixed.for_range(weight_bits, float(np.abs(p).max()), signed=True) for p in parts
@@ -55,7 +55,7 @@ def _layer_quant(op: ChainOp, in_format: Fixed, act_bits: int, weight_bits: int)
 
 def quantize(graph: Graph, *, act_bits: int, weight_bits: int) -> Graph:
     if graph.input_range is None:
-        raise CompilerError("the graph has no calibration ranges; calibrate before quantising")
+        raise QuantizationError("the graph has no calibration ranges; calibrate before quantising")
     fmt = Fixed.for_range(act_bits, graph.input_range * HEADROOM, signed=graph.input_signed)
     graph = replace(graph, input_format=fmt)
     ops = []

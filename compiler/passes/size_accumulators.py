@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from compiler.fixed import bits_for_range
 from compiler.ir import ChainOp, Graph, LayerQuant
+from debut.fixed import bits_for_range
 
 __all__ = ["accumulator_bounds", "size_accumulators"]
 

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment
 
-from boards import protocol
 from boards.harness import BoardTop, clock_plan
-from boards.host import HostDriver, SimulatedTop
+from boards.link import protocol
+from boards.link.host import HostDriver, SimulatedTop
 from boards.registry import get_board
-from compiler.errors import OptionError
-from compiler.execute import quantize_input, run_integer
+from compiler.golden import quantize_input, run_integer
 from compiler.lower import lower
-from tests.boards.test_host import small_graph
+from debut.errors import OptionError
+from tests.boards.link.test_host import small_graph
 
 
 def test_clock_plans():

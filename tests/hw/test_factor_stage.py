@@ -13,9 +13,9 @@ from amaranth.back import verilog
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
-from compiler.execute import apply_factor
-from compiler.fixed import Fixed, bits_for_range, requantize
-from compiler.nn.chain import Factor
+from compiler.golden import apply_factor
+from debut.chain import Factor
+from debut.fixed import Fixed, bits_for_range, requantize
 from hw.factor_stage import SINGLE_SLOT_MIN_II, FactorStage
 
 S8, U8, S6, U4 = Fixed(8, 4, True), Fixed(8, 4, False), Fixed(6, 2, True), Fixed(4, 0, False)

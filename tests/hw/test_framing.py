@@ -6,7 +6,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from compiler.fixed import Fixed
+from debut.fixed import Fixed
 from hw.deserializer import Deserializer
 from hw.serializer import Serializer
 from sim.amaranth_streams import receive, send

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 from amaranth.sim import Simulator
+from compiler.flow import quantize_model
 from torch import nn
 
-from compiler.execute import quantize_input, run_integer
-from compiler.flow import quantize_model
-from compiler.frontend import to_graph
+from compiler.frontend.convert import to_graph
+from compiler.frontend.modelfile import LoadedModel
+from compiler.golden import quantize_input, run_integer
 from compiler.lower import lower
-from compiler.modelfile import LoadedModel
 from compiler.nn.generate import search_chains
 from compiler.nn.linear import DeButLinear
 from compiler.pipeline import quantization_steps, run_steps

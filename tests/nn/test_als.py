@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from compiler.errors import ChainError, CompilerError
 from compiler.nn import als
 from compiler.nn.als import (
     ALSError,
@@ -14,8 +13,9 @@ from compiler.nn.als import (
     solve_groups,
     svd_error,
 )
-from compiler.nn.chain import Chain
 from compiler.nn.linear import DeButLinear
+from debut.chain import Chain
+from debut.errors import ChainError, CompilerError
 
 MONOTONIC_128x400 = [
     [256, 400, 16, 25, 1],

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compiler.errors import ChainError
 from compiler.nn.conv import DeButConv1d, DeButConv2d, conv_filter_matrix
+from debut.errors import ChainError
 
 
 def dense_chain(out_features, in_features):

@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from compiler.errors import UnsupportedModelError
-from compiler.nn.chain import Chain
 from compiler.nn.conv import DeButConv2d
 from compiler.nn.debutize import debutize
 from compiler.nn.linear import DeButLinear
+from debut.chain import Chain
+from debut.errors import UnsupportedModelError
 
 FC_CHAIN = [[16, 16, 4, 4, 1], [32, 16, 2, 1, 4], [32, 32, 4, 4, 8]]  # 32 x 16, rule-conforming
 CONV_CHAIN = [[24, 27, 8, 9, 1], [8, 24, 1, 3, 8]]  # 8 x (3*3*3)

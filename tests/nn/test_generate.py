@@ -7,8 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.errors import ChainSearchError
-from compiler.nn.chain import Chain, ChainShape
 from compiler.nn.generate import (
     butterfly_chain,
     chain_from_rs,
@@ -18,6 +16,8 @@ from compiler.nn.generate import (
     search_chains,
     suggest_chain,
 )
+from debut.chain import Chain, ChainShape
+from debut.errors import ChainSearchError
 
 MONOTONIC_128x400 = (
     "[256,400,16,25,1] [256,256,2,2,16] [128,256,1,2,32] [128,128,2,2,32] [128,128,2,2,64]"

@@ -4,9 +4,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.errors import ChainError
-from compiler.nn.chain import Chain
 from compiler.nn.linear import DeButLinear
+from debut.chain import Chain
+from debut.errors import ChainError
 
 
 @st.composite

@@ -13,17 +13,17 @@ import pytest
 import torch
 from amaranth.back import verilog
 from cocotb_tools.runner import get_results
+from compiler.build import CORE_NAME, build_core
+from compiler.manifest import read_manifest
 from torch import nn
 
 from boards.registry import get_board
-from compiler.build import CORE_NAME, build_core
-from compiler.errors import CompilerError, OptionError
-from compiler.execute import quantize_input, run_integer
-from compiler.fixed import Fixed
+from compiler.frontend.modelfile import Preprocessing, save_model
+from compiler.golden import quantize_input, run_integer
 from compiler.lower import lower
-from compiler.manifest import read_manifest
-from compiler.modelfile import Preprocessing, save_model
 from compiler.nn.linear import DeButLinear
+from debut.errors import CompilerError, OptionError
+from debut.fixed import Fixed
 from hw.layouts import beat_layout
 from sim.cocotb_bench import BeatFormat, FramingError, Mismatch, Scoreboard, VectorAssembler
 from sim.runner import SimulationError, SimulatorMissingError, run_sim

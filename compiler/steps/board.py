@@ -1,0 +1,203 @@
+"""Steps on the board: the board top around the core (PLL, UART host link with its self-test
+ROM, LEDs), Yosys, nextpnr, the post-synthesis check of the core's netlist and the packer.
+
+They work in ``DIR/bitstream/``; only ``pack`` puts a bitstream into ``DIR``, after every check
+passed. A design that misses its clock or differs from the golden model leaves none.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from boards.flow import constraints_name, routed_name, write_design
+from boards.flow import pack as pack_bitstream
+from boards.harness import BoardTop, ClockPlan, clock_plan
+from boards.link.protocol import DEFAULT_BAUD, selftest_checksum
+from boards.nextpnr import NextpnrReport, parse_nextpnr_log, phase_reporter, place_and_route
+from boards.registry import Board
+from boards.tools import tool_failure
+from boards.yosys import synthesize
+from compiler.console import table
+from compiler.golden import run_integer
+from compiler.lower import CORE_NAME
+from compiler.steps.core import selftest_vectors
+from compiler.steps.state import BuildState
+from compiler.verification import check_core, input_vectors
+from debut.errors import TimingError
+
+__all__ = ["BoardBuild", "harness", "netlist", "pack", "pnr", "synth"]
+
+# After synthesis of the core alone: its netlist as mapped (core_netlist.v), then the same netlist
+# with every logic cell replaced by Yosys's own simulation model of it (core_netlist_sim.v): the
+# LUTs, flip-flops, carry cells and muxes as plain logic, which Icarus simulates several times
+# faster than thousands of model instances. The DSP and block RAM cells stay instances, for our
+# models (sim/models/).
+NETLIST_SCRIPT = (
+    "write_verilog -noattr core_netlist.v\n"
+    "techmap -autoproc -map +/ecp5/cells_sim.v t:LUT4 t:TRELLIS_FF t:CCU2C t:PFUMX t:L6MUX21 "
+    "t:TRELLIS_DPR16X4\n"
+    "opt_clean\n"
+    "write_verilog -noattr core_netlist_sim.v\n"
+)
+
+
+@dataclass
+class BoardBuild:
+    """What the board steps made: the board, its clock and baud rate, the self-test ROM's
+    inputs and golden checksum, the design id PING reports, the working folder, Yosys's cell
+    counts and LUT mapper, and nextpnr's report."""
+
+    board: Board
+    clock: ClockPlan
+    baud: int
+    selftest: np.ndarray
+    checksum: int
+    design_id: int
+    workdir: Path
+    cells: dict[str, int] | None = None
+    mapper: str | None = None
+    nextpnr: NextpnrReport | None = None
+
+
+def harness(state: BuildState) -> None:
+    """The board top: PLL, UART host link with the self-test ROM, the core, LEDs; written as
+    RTLIL with the board's pin constraints."""
+    from compiler.artifacts import weights_hash
+
+    options = state.options
+    board = options.target_board
+    graph = state.quantized.graph
+    requested = board.default_clock_mhz if options.clock_mhz is None else options.clock_mhz
+    clock = clock_plan(board, requested)
+    baud = DEFAULT_BAUD if options.baud is None else options.baud
+    selftest = selftest_vectors(state)
+    checksum = selftest_checksum(run_integer(graph, selftest).output, graph.output_format)
+    design_id = int(weights_hash(graph)[:8], 16)
+    top = BoardTop(
+        state.lowered.network, clock=clock, selftest=selftest, design_id=design_id, baud=baud
+    )
+    if clock.pll is not None:
+        state.say(
+            f"clock: {clock.f_mhz:g} MHz from the {board.clock_mhz:g} MHz oscillator (PLL "
+            f"CLKI/{clock.pll.clki_div} FB x{clock.pll.clkfb_div} OP/{clock.pll.clkop_div})"
+        )
+    workdir = state.out_dir / "bitstream"
+    write_design(top, platform=board.make_platform(), board=board, workdir=workdir)
+    state.board_build = BoardBuild(board, clock, baud, selftest, checksum, design_id, workdir)
+
+
+def synth(state: BuildState) -> None:
+    """Yosys: the board top to a netlist of the board's cells."""
+    build = state.board_build
+    build.cells, build.mapper = synthesize(build.workdir, family=build.board.family)
+    if build.mapper != "abc9":
+        state.say("classic ABC LUT mapper (ABC9 hit an assertion)")
+
+
+def pnr(state: BuildState) -> None:
+    """nextpnr at the design clock (fixed seed); a missed clock is an error, with nextpnr's
+    report kept for the report."""
+    options, build = state.options, state.board_build
+    board = build.board
+    state.say(f"nextpnr for {board.device} at {build.clock.f_mhz:g} MHz (seed {options.seed})")
+    on_line, on_quiet = phase_reporter(state.say)
+    status, log = place_and_route(
+        build.workdir,
+        family=board.family,
+        device=board.device,
+        package=board.package,
+        constraints=constraints_name(board),
+        frequency_mhz=build.clock.f_mhz,
+        seed=options.seed,
+        output=routed_name(board),
+        report_file="nextpnr-report.json",
+        on_line=on_line,
+        on_quiet=on_quiet,
+    )
+    if status != 0:
+        raise tool_failure("nextpnr", status, build.workdir / "nextpnr.log", log)
+    report = parse_nextpnr_log(log)
+    build.nextpnr = report
+    estimate = state.board_estimate
+    rows = [["resource", "used", "available", "estimate"]]
+    for cell, key in (
+        ("MULT18X18D", "dsp"),
+        ("TRELLIS_COMB", "lut"),
+        ("TRELLIS_FF", "ff"),
+        ("DP16KD", "ebr"),
+        ("ICESTORM_DSP", "dsp"),
+        ("ICESTORM_LC", "lut"),
+        ("ICESTORM_RAM", "ebr"),
+    ):
+        if report.used(cell):
+            rows.append(
+                [
+                    cell,
+                    f"{report.used(cell):,}",
+                    f"{report.available(cell):,}",
+                    f"{getattr(estimate, key):,}",
+                ]
+            )
+    for line in table(rows, right={1, 2, 3}):
+        state.say(f"  {line}")
+    fmax = report.main_fmax_mhz
+    if not report.all_timing_met:
+        raise TimingError(
+            f"timing not met: {report.main_clock} reached {fmax:.1f} MHz of the "
+            f"{build.clock.f_mhz:g} MHz asked (nextpnr seed {options.seed}; log "
+            f"{build.workdir / 'nextpnr.log'}); no bitstream written. Rebuild with "
+            f"--clock-mhz {max(1, int(fmax))}, or a smaller --dsp-budget"
+        )
+    state.say(f"clock {build.clock.f_mhz:g} MHz met (Fmax {fmax:.1f} MHz)")
+
+
+def netlist(state: BuildState) -> None:
+    """With ``--netlist-sim N``: the core synthesised alone and its netlist simulated with the
+    ECP5 cell models on N vectors against the golden model (ECP5 boards only)."""
+    options, build = state.options, state.board_build
+    if options.netlist_vectors == 0:
+        state.say("skipped (--netlist-sim 0)")
+        return
+    if build.board.family != "ecp5":
+        state.say("skipped: the netlist check needs the ECP5 cell models")
+        return
+    netdir = state.out_dir / "netlist"
+    netdir.mkdir(exist_ok=True)
+    shutil.copyfile(state.verilog, netdir / "core.v")
+    synthesize(
+        netdir,
+        family="ecp5",
+        top=CORE_NAME,
+        source="core.v",
+        output="core.json",
+        extra=NETLIST_SCRIPT,
+    )
+    graph = state.quantized.graph
+    vectors = build.selftest
+    if options.netlist_vectors > len(vectors):
+        vectors = input_vectors(graph, state.data.test, options.netlist_vectors, 0)
+    state.netlist_check = check_core(
+        graph,
+        state.lowered.interface(graph),
+        state.verilog,
+        vectors[: options.netlist_vectors],
+        sim_dir=state.out_dir / "sim_netlist",
+        what="synthesised netlist",
+        progress=state.say,
+        netlist=netdir / "core_netlist_sim.v",
+    )
+
+
+def pack(state: BuildState) -> None:
+    """The packer, then the bitstream into ``DIR`` (``top.bit`` or ``top.bin``)."""
+    build = state.board_build
+    packed = pack_bitstream(build.workdir, board=build.board)
+    final = state.out_dir / build.board.bitstream_name
+    os.replace(packed, final)
+    state.bitstream = final
+    state.say(f"wrote {final}")

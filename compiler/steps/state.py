@@ -1,0 +1,67 @@
+"""The state one build carries from step to step: the command's inputs, and each step's
+products (None until that step has run). A step sets only its own products."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from compiler.options import Options
+
+if TYPE_CHECKING:  # the products' types, named without importing torch or the simulators
+    from compiler.artifacts import ModelSection, Resources, SweepPoint
+    from compiler.frontend.modelfile import LoadedModel
+    from compiler.ir import Graph
+    from compiler.lower import Lowered
+    from compiler.quantization import Data, Quantized
+    from compiler.steps.board import BoardBuild
+    from sim.runner import SimResult
+
+__all__ = ["BuildState"]
+
+
+@dataclass(eq=False)
+class BuildState:
+    command: str
+    model_path: Path
+    options: Options
+    out_dir: Path
+    plan: tuple[str, ...]  # the steps this run takes, in order
+    progress: Callable[[str], None] = print
+
+    # load
+    loaded: LoadedModel | None = None
+    data: Data | None = None
+    # summarize
+    model: ModelSection | None = None
+    float_predictions: np.ndarray | None = None  # the float model's argmax on the test data
+    # frontend
+    ir: Graph | None = None  # as the front end made it
+    # quantize, sweep
+    quantized: Quantized | None = None
+    sweep: tuple[SweepPoint, ...] | None = None
+    # lower, fit
+    lowered: Lowered | None = None
+    board_estimate: Resources | None = None  # the core and the board harness
+    misfits: tuple[str, ...] = ()
+    # verilog, check, simulate
+    verilog: Path | None = None
+    check: SimResult | None = None  # the quick check
+    sim: SimResult | None = None  # the sim command's simulation
+    # harness, synth, pnr, netlist, pack
+    board_build: BoardBuild | None = None
+    netlist_check: SimResult | None = None
+    bitstream: Path | None = None
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def will_run(self, step: str) -> bool:
+        return step in self.plan
+
+    def say(self, line: str) -> None:
+        """A progress line inside the current step."""
+        self.progress(f"  {line}")
