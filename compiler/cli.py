@@ -149,13 +149,15 @@ def cmd_boards(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from compiler.artifacts import read_manifest
     from compiler.device import run_on_device
 
+    manifest = read_manifest(args.dir)
     try:
         raw = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise OptionError(f"--input must be a readable .npy of raw features ({exc})") from None
-    run = run_on_device(args.dir, np.atleast_2d(raw), port=args.port, baud=args.baud)
+    run = run_on_device(manifest, args.dir, np.atleast_2d(raw), port=args.port, baud=args.baud)
     identity, fmt = run.identity, run.manifest.output.format
     print(
         f"device: protocol {identity.version}, {identity.in_features} inputs, "

@@ -91,6 +91,7 @@ class DeviceRun:
 
 
 def run_on_device(
+    manifest: Manifest,
     build_dir: Path,
     raw: np.ndarray,
     *,
@@ -98,11 +99,10 @@ def run_on_device(
     baud: int | None = None,
     progress: Callable[[str], None] = print,
 ) -> DeviceRun:
-    """Send ``raw`` features to the accelerator of ``build_dir`` over its host link (a serial
+    """Send ``raw`` features to the accelerator built in ``build_dir`` over its host link (a serial
     ``port``, or ``"sim"`` for the simulated board top), then run its self-test; raise
     :class:`SimulationMismatch` when the device carries another design or its self-test differs
-    from the golden model."""
-    manifest = read_manifest(build_dir)
+    from the golden model. ``manifest``: ``build_dir``'s."""
     if manifest.interface is None:
         raise ArtifactError(f"{build_dir} holds no core; build it first")
     record = manifest.board

@@ -122,9 +122,11 @@ def run(
     out: str | Path | None = None,
     stop_after: str | None = None,
     progress: Callable[[str], None] = print,
+    write: bool = True,
 ) -> BuildState:
-    """Run ``command``'s steps (up to ``stop_after``) on ``model`` and write the build's records
-    into ``out`` (default: :func:`default_out_dir`). Returns the state with every product."""
+    """Run ``command``'s steps (up to ``stop_after``) on ``model`` and, with ``write``, write the
+    build's records into ``out`` (default: :func:`default_out_dir`). Returns the state with every
+    product."""
     if command not in COMMANDS:
         raise ValueError(f"command must be one of {', '.join(COMMANDS)}, not {command!r}")
     steps = COMMANDS[command]
@@ -146,14 +148,15 @@ def run(
             state.seconds[step.name] = time.perf_counter() - start
             progress(f"[{step.name}] done in {state.seconds[step.name]:.1f} s")
     except CompilerError:
-        if state.verilog is not None:  # the folder holds files of this run: say what it made
+        if write and state.verilog is not None:  # the folder holds this run's files: record them
             _write_records(state)
         raise
     finally:
         if state.lowered is not None and state.board_build is None:
             state.lowered.discard()  # elaborated only for a board top
-    for path in _write_records(state):
-        progress(f"wrote {path}")
+    if write:
+        for path in _write_records(state):
+            progress(f"wrote {path}")
     return state
 
 

@@ -8,15 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from compiler.bitstream import check_fit
-from compiler.build import build_core
 from torch import nn
 
 from boards.registry import get_board
+from compiler.artifacts import read_manifest
 from compiler.cli import main
+from compiler.fit import check_fit, lower_for_board
 from compiler.frontend.modelfile import Preprocessing, save_model
 from compiler.nn.linear import DeButLinear
 from debut.errors import FitError
+from tests.helpers import quantized
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +70,12 @@ def test_inspect_counts_and_report(tiny_model, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "test accuracy (float): 75.00% on" in text
     report = json.loads((out / "report.json").read_text())
-    assert set(report) == {"model", "quant", "hardware", "sim", "synth", "throughput", "artifacts"}
+    sections = {"model", "quant", "hardware", "sim", "synth", "throughput", "artifacts"}
+    assert set(report) == {*sections, "command", "time_per_step_s", "schema"}
+    assert report["command"] == "inspect" and set(report["time_per_step_s"]) == {
+        "load",
+        "summarize",
+    }
     assert report["quant"] is None
     layers = report["model"]["layers"]
     assert [layer["name"] for layer in layers] == ["fc1", "fc2"]
@@ -240,7 +246,6 @@ def test_boards_lists_every_board_with_budgets(capsys):
 
 
 def test_run_on_the_simulated_board_matches_the_golden_model(tiny_model, tmp_path, capsys):
-    from compiler.manifest import read_manifest
 
     from compiler.golden import quantize_input, run_integer
 
@@ -254,7 +259,7 @@ def test_run_on_the_simulated_board_matches_the_golden_model(tiny_model, tmp_pat
     capsys.readouterr()
     assert main(["run", str(out), "--port", "sim", "--input", str(tmp_path / "x.npy")]) == 0
     text = capsys.readouterr().out
-    graph = read_manifest(out / "manifest.json")
+    graph = read_manifest(out).graph()
     expected = run_integer(graph, quantize_input(graph, x[:4])).output.argmax(axis=1)
     for k, cls in enumerate(expected):
         assert f"  {k}: class {cls} " in text
@@ -266,7 +271,6 @@ def test_run_on_the_simulated_board_matches_the_golden_model(tiny_model, tmp_pat
 def test_run_checks_the_selftest_against_the_build(tiny_model, tmp_path, capsys):
     """With a build's board entry (self-test ROM inputs, golden checksum, design id), run --port
     sim rebuilds the same top and refuses a device whose checksum or design id differ."""
-    from compiler.manifest import read_manifest
 
     from boards.link.protocol import selftest_checksum
     from compiler.golden import quantize_input, run_integer
@@ -278,7 +282,7 @@ def test_run_checks_the_selftest_against_the_build(tiny_model, tmp_path, capsys)
     out = tmp_path / "b"
     build = ["build", str(tiny_model), "--calib", str(tmp_path / "cal.npz"), "--out", str(out)]
     assert main([*build, "--no-synth", "--dsp-budget", "5"]) == 0
-    graph = read_manifest(out / "manifest.json")
+    graph = read_manifest(out).graph()
     inputs = quantize_input(graph, x[10:13])
     golden = selftest_checksum(run_integer(graph, inputs).output, graph.output_format)
     manifest = json.loads((out / "manifest.json").read_text())
@@ -315,8 +319,9 @@ def test_run_checks_the_selftest_against_the_build(tiny_model, tmp_path, capsys)
     [("icebreaker", "the design does not fit icebreaker: it needs an estimated ")],
 )
 def test_digits_debut_does_not_fit_the_small_boards(tmp_path, capsys, board, message):
-    """The fit check runs before any synthesis and names what would fit; nothing that looks like
-    a bitstream is left behind. (The ULX3S-12F takes it at its full budget: see the synth tier.)"""
+    """The fit check runs before anything is written and names what would fit; the folder keeps
+    what an earlier build left there. (The ULX3S-12F takes it at its full budget: see the synth
+    tier.)"""
     out = tmp_path / "b"
     out.mkdir()
     (out / "top.bit").write_text("from an earlier build")
@@ -325,26 +330,22 @@ def test_digits_debut_does_not_fit_the_small_boards(tmp_path, capsys, board, mes
     err = capsys.readouterr().err
     assert message in err
     assert "no DSP budget fits" in err and "use a larger board" in err
-    assert not (out / "top.bit").exists() and not (out / "top.bin").exists()
-    report = json.loads((out / "report.json").read_text())
-    assert report["synth"] is None and report["artifacts"]["bitstream"] is None
+    assert sorted(p.name for p in out.iterdir()) == ["top.bit"]
+    assert (out / "top.bit").read_text() == "from an earlier build"
 
 
-def test_no_budget_fits_names_only_what_does_not_fit(tmp_path):
+def test_no_budget_fits_names_only_what_does_not_fit():
     """When no DSP budget fits, the hint names the resources of the smallest design that
     exceed the board, flip-flops included, and not those that fit. The digits DeBut core at one
     multiplier per stage needs more flip-flops than LUT4s and few EBRs: on an iCEBreaker with
     8,000 LUT4s (as many flip-flops) only its flip-flops are too many."""
     icebreaker = get_board("icebreaker")
-    result = build_core(
-        ROOT / "examples" / "digits_debut.pt",
-        board=icebreaker,
-        out_dir=tmp_path,
-        progress=lambda line: None,
-    )
+    graph = quantized(ROOT / "examples" / "digits_debut.pt").quantized.graph
+    lowered = lower_for_board(graph, icebreaker, budget=icebreaker.dsp)
+    lowered.discard()  # only estimated
     board = dataclasses.replace(icebreaker, lut=8_000)
     with pytest.raises(FitError, match="no DSP budget fits") as error:
-        check_fit(result, board)
+        check_fit(graph, lowered, board)
     hint = str(error.value).split("no DSP budget fits", 1)[1]
     assert "flip-flops of 8,000" in hint
     assert "LUT4s" not in hint and "EBRs" not in hint and "DSPs" not in hint

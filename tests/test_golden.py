@@ -8,19 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from compiler.flow import quantize_model
-from compiler.manifest import read_manifest, write_manifest
 from torch import nn
 
+from compiler.artifacts import Report, read_manifest, write_build
 from compiler.frontend.convert import to_graph
 from compiler.frontend.modelfile import LoadedModel, Preprocessing
 from compiler.golden import factor_tensor_names, quantize_input, run_float, run_integer
 from compiler.ir import LayerQuant
 from compiler.nn.generate import search_chains
 from compiler.nn.linear import DeButLinear
+from compiler.options import Options
+from compiler.passes import quantization_passes, run_passes
 from compiler.passes.size_accumulators import accumulator_bounds
-from compiler.pipeline import quantization_steps, run_steps
-from debut.errors import IRVerificationError, ModelFormatError, OptionError
+from compiler.pipeline import manifest_of
+from debut.errors import ArtifactError, IRVerificationError, OptionError
+from tests.helpers import quantize_model
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -47,7 +49,7 @@ def quantized(model, x, act_bits, weight_bits):
         preprocessing=Preprocessing(),
     )
     graph = to_graph(loaded)
-    return run_steps(graph, quantization_steps(x, act_bits, weight_bits))
+    return run_passes(graph, quantization_passes(x, act_bits, weight_bits))
 
 
 def error_bound(graph, x):
@@ -159,30 +161,30 @@ def test_shipped_models_fixed_within_half_a_point_of_float(name):
 
 def test_manifest_round_trip_runs_the_same_golden_model(tmp_path):
     q = quantize_model(EXAMPLES / "digits_debut.pt")
-    path = write_manifest(
-        tmp_path / "manifest.json",
-        q.graph,
-        model_path=EXAMPLES / "digits_debut.pt",
-        options={"act_bits": 8, "weight_bits": 8},
-    )
-    graph = read_manifest(path)
+    write_build(tmp_path, Report(command="quantize"), manifest_of(q.state))
+    graph = read_manifest(tmp_path).graph()
     x = quantize_input(q.graph, q.data.test)
     np.testing.assert_array_equal(run_integer(graph, x).output, q.test_run.output)
+    path = tmp_path / "manifest.json"
     data = json.loads(path.read_text())
     assert data["input"]["format"] == [8, q.graph.input_format.frac, False]
     assert data["output"]["features"] == 10
     data["layers"][0]["weights"][0] += 1
     path.write_text(json.dumps(data))
     with pytest.raises(
-        ModelFormatError, match="the weights do not match the recorded weights_sha256"
+        ArtifactError, match="the manifest's weights do not match its weights_sha256"
     ):
-        read_manifest(path)
+        read_manifest(tmp_path).graph()
+    data["version"] = 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(ArtifactError, match=r"schema 1, this compiler reads 2: .* rebuild it"):
+        read_manifest(tmp_path)
 
 
 def test_verifier_names_the_broken_pass():
     model = random_network(5, (8, 12, 4))
     x = np.random.default_rng(5).standard_normal((20, 8))
-    steps = quantization_steps(x, 8, 8)
+    steps = quantization_passes(x, 8, 8)
 
     def broken(graph):
         from dataclasses import replace
@@ -195,7 +197,7 @@ def test_verifier_names_the_broken_pass():
     with pytest.raises(
         IRVerificationError, match=r"pass 'broken' broke the IR: fc0 factor 0: weights outside s8"
     ):
-        run_steps(to_graph(loaded), [*steps, ("broken", broken)])
+        run_passes(to_graph(loaded), [*steps, ("broken", broken)])
 
 
 @pytest.mark.parametrize("bits", [1, 17, 8.0])
@@ -203,7 +205,7 @@ def test_bit_widths_are_checked(bits):
     with pytest.raises(
         OptionError, match=rf"--act-bits must be an integer in 2\.\.16, not {bits!r}"
     ):
-        quantization_steps(np.zeros((1, 4)), bits, 8)
+        Options(act_bits=bits).check()
 
 
 def exact_reference(graph, x_int):

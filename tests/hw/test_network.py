@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from amaranth.sim import Simulator
-from compiler.flow import quantize_model
 from torch import nn
 
 from compiler.frontend.convert import to_graph
@@ -18,8 +17,10 @@ from compiler.golden import quantize_input, run_integer
 from compiler.lower import lower
 from compiler.nn.generate import search_chains
 from compiler.nn.linear import DeButLinear
-from compiler.pipeline import quantization_steps, run_steps
+from compiler.passes import quantization_passes, run_passes
+from debut.errors import FitError
 from sim.amaranth_streams import receive
+from tests.helpers import quantize_model
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -36,7 +37,7 @@ def small_graph(seed, sizes, shape="any", bits=(8, 8)):
     model = nn.Sequential(layers).double().eval()
     x = rng.standard_normal((200, sizes[0]))
     loaded = LoadedModel(model=model, path=Path("m.pt"), architecture=None, input_shape=(sizes[0],))
-    return run_steps(to_graph(loaded), quantization_steps(x, *bits)), x
+    return run_passes(to_graph(loaded), quantization_passes(x, *bits)), x
 
 
 def beats(vector, per_beat):
@@ -135,7 +136,7 @@ def test_stage_registers_need_an_ii_of_two():
     parallel = lower(graph, budget=10_000)
     parallel.discard()
     assert parallel.ii == 1
-    with pytest.raises(ValueError, match="II of at least 2"):
+    with pytest.raises(FitError, match="II of at least 2"):
         lower(graph, budget=10_000, stage_registers=True)
 
 

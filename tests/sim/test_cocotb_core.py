@@ -2,7 +2,6 @@
 pure parts (beat packing, reassembly, scoreboard) without a simulator."""
 
 import dataclasses
-import json
 import re
 import shutil
 from collections import OrderedDict
@@ -13,20 +12,22 @@ import pytest
 import torch
 from amaranth.back import verilog
 from cocotb_tools.runner import get_results
-from compiler.build import CORE_NAME, build_core
-from compiler.manifest import read_manifest
 from torch import nn
 
-from boards.registry import get_board
+from compiler import pipeline
+from compiler.artifacts import read_manifest
 from compiler.frontend.modelfile import Preprocessing, save_model
 from compiler.golden import quantize_input, run_integer
-from compiler.lower import lower
+from compiler.lower import CORE_NAME, lower
 from compiler.nn.linear import DeButLinear
-from debut.errors import CompilerError, OptionError
+from compiler.options import Options
+from debut.errors import CompilerError, SimulationError, SimulatorMissingError
 from debut.fixed import Fixed
+from debut.interface import BeatFormat, CoreInterface, StreamPort
 from hw.layouts import beat_layout
-from sim.cocotb_bench import BeatFormat, FramingError, Mismatch, Scoreboard, VectorAssembler
-from sim.runner import SimulationError, SimulatorMissingError, run_sim
+from sim.cocotb_bench import FramingError, Mismatch, Scoreboard, VectorAssembler
+from sim.runner import run_sim
+from tests.helpers import quiet
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -125,10 +126,27 @@ def test_scoreboard_records_mismatches_and_missing_vectors():
         sb.check(0, [1, 2])
 
 
+TOY_INTERFACE = CoreInterface(
+    CORE_NAME,
+    "clk",
+    "rst",
+    StreamPort("i", 4, 4, Fixed(8, 0)),
+    StreamPort("o", 2, 2, Fixed(8, 0)),
+    ii_cycles=1,
+    latency_cycles=1,
+)
+
+
 def test_missing_simulator_is_a_compiler_error(monkeypatch, tmp_path):
     monkeypatch.setattr("sim.runner.shutil.which", lambda name: None)
     with pytest.raises(SimulatorMissingError) as info:
-        run_sim(tmp_path, np.zeros((1, 4), int), np.zeros((1, 2), int))
+        run_sim(
+            tmp_path / "core.v",
+            TOY_INTERFACE,
+            np.zeros((1, 4), int),
+            np.zeros((1, 2), int),
+            sim_dir=tmp_path,
+        )
     assert isinstance(info.value, CompilerError)
     assert str(info.value) == (
         "iverilog (icarus) is not installed: apt-get install iverilog (Debian/Ubuntu), "
@@ -138,15 +156,21 @@ def test_missing_simulator_is_a_compiler_error(monkeypatch, tmp_path):
 
 def test_run_sim_checks_its_arguments(monkeypatch, tmp_path):
     monkeypatch.setattr("sim.runner.shutil.which", lambda name: "/usr/bin/" + name)
-    message = f"{tmp_path.resolve()} holds no core.v and manifest.json; build the core there first"
+    args = (tmp_path / "core.v", TOY_INTERFACE, np.zeros((1, 4), int), np.zeros((1, 2), int))
+    message = f"{(tmp_path / 'core.v').resolve()} does not exist; build the core first"
     with pytest.raises(SimulationError, match=f"^{re.escape(message)}$"):
-        run_sim(tmp_path, np.zeros((1, 4), int), np.zeros((1, 2), int))
-    with pytest.raises(OptionError, match=r"^stall must be in \[0, 1\), not 1\.0$"):
-        run_sim(tmp_path, np.zeros((1, 4), int), np.zeros((1, 2), int), stall=1.0)
+        run_sim(*args, sim_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"^stall must be in \[0, 1\), not 1\.0$"):
+        run_sim(*args, sim_dir=tmp_path, stall=1.0)
     with pytest.raises(
-        OptionError, match=r"^simulator must be one of icarus, verilator, not 'vcs'$"
+        SimulationError, match=r"^simulator must be one of icarus, verilator, not 'vcs'$"
     ):
-        run_sim(tmp_path, np.zeros((1, 4), int), np.zeros((1, 2), int), simulator="vcs")
+        run_sim(*args, sim_dir=tmp_path, simulator="vcs")
+    (tmp_path / "core.v").write_text("")
+    with pytest.raises(SimulationError, match=r"^inputs must have shape \(N, 4\), not \(1, 3\)$"):
+        run_sim(
+            tmp_path / "core.v", TOY_INTERFACE, np.zeros((1, 3), int), args[3], sim_dir=tmp_path
+        )
 
 
 # --- simulations ---------------------------------------------------------------------------------
@@ -173,14 +197,17 @@ def tiny(tmp_path_factory):
 
 
 def build(model, out_dir, board, budget, calib=None):
-    return build_core(
-        model,
-        board=get_board(board),
-        out_dir=out_dir,
-        dsp_budget=budget,
-        calib=None if calib is None else str(calib),
-        progress=lambda _: None,
-    )
+    """The build pipeline through the core's Verilog; the state has every product."""
+    options = Options(board=board, dsp_budget=budget, calib=None if calib is None else str(calib))
+    return pipeline.run("build", model, options, out=out_dir, stop_after="verilog", progress=quiet)
+
+
+def simulate(built, x, expected, **options):
+    """``built``'s Verilog (or another, ``verilog=``) simulated against ``expected``."""
+    verilog = options.pop("verilog", built.verilog)
+    interface = read_manifest(built.out_dir).interface
+    options.setdefault("sim_dir", built.out_dir / "sim")
+    return run_sim(verilog, interface, x, expected, **options)
 
 
 def stimulus(graph, raw, total, seed=0):
@@ -198,7 +225,7 @@ def stimulus(graph, raw, total, seed=0):
 
 def golden(build_dir, x):
     """The golden model run from the manifest alone."""
-    return run_integer(read_manifest(build_dir / "manifest.json"), x).output
+    return run_integer(read_manifest(build_dir).graph(), x).output
 
 
 def bench_failures(result):
@@ -214,9 +241,9 @@ def test_tiny_network_matches_golden_model(tiny, tmp_path, board, budget, parall
     model, calib, raw = tiny
     built = build(model, tmp_path / "build", board, budget, calib)
     assert (built.lowered.ii == 1) == parallel
-    graph = read_manifest(built.out_dir / "manifest.json")
+    graph = read_manifest(built.out_dir).graph()
     x = stimulus(graph, raw[:60], 100, seed=budget)
-    result = run_sim(built.out_dir, x, golden(built.out_dir, x), seed=budget)
+    result = simulate(built, x, golden(built.out_dir, x), seed=budget)
     assert result.passed, result.first_mismatches
     assert (result.vectors, result.mismatches, result.framing_errors) == (100, 0, 0)
     assert bench_failures(result) == 0
@@ -228,9 +255,9 @@ def test_tiny_network_matches_golden_model(tiny, tmp_path, board, budget, parall
 def test_tiny_network_timing_without_stalls_equals_the_model(tiny, tmp_path):
     model, calib, raw = tiny
     built = build(model, tmp_path / "build", "ulx3s-12f", 4, calib)
-    graph = read_manifest(built.out_dir / "manifest.json")
+    graph = read_manifest(built.out_dir).graph()
     x = stimulus(graph, raw[:30], 30)
-    result = run_sim(built.out_dir, x, golden(built.out_dir, x), idle=0.0, stall=0.0)
+    result = simulate(built, x, golden(built.out_dir, x), idle=0.0, stall=0.0)
     assert result.passed
     lowered = built.lowered
     beats_in = -(-graph.in_features // lowered.in_per_beat)
@@ -244,9 +271,9 @@ def test_tiny_network_timing_without_stalls_equals_the_model(tiny, tmp_path):
 def test_waves_are_written(tiny, tmp_path):
     model, calib, raw = tiny
     built = build(model, tmp_path / "build", "ulx3s-12f", 4, calib)
-    graph = read_manifest(built.out_dir / "manifest.json")
+    graph = read_manifest(built.out_dir).graph()
     x = stimulus(graph, raw[:3], 5)
-    result = run_sim(built.out_dir, x, golden(built.out_dir, x), waves=True)
+    result = simulate(built, x, golden(built.out_dir, x), waves=True)
     assert result.passed
     assert result.waves is not None and result.waves.suffix == ".fst"
     assert result.waves.stat().st_size > 0
@@ -274,12 +301,12 @@ def digits_builds(tmp_path_factory):
 )
 def test_shipped_model_on_the_ulx3s_85f(digits_builds, tmp_path, name, budget, vectors):
     built = digits_builds(name, budget)
-    q = built.quantized
-    x = stimulus(q.graph, q.data.test, vectors)
+    q, data = built.quantized, built.data
+    x = stimulus(q.graph, data.test, vectors)
     expected = golden(built.out_dir, x)
-    n_test = min(len(q.data.test), vectors - 3)
+    n_test = min(len(data.test), vectors - 3)
     np.testing.assert_array_equal(expected[:n_test], q.test_run.output[:n_test])
-    result = run_sim(built.out_dir, x, expected, sim_dir=tmp_path / "sim")
+    result = simulate(built, x, expected, sim_dir=tmp_path / "sim")
     assert result.passed, result.first_mismatches
     assert (result.vectors, result.mismatches, result.framing_errors) == (vectors, 0, 0)
     # the mean interval runs from the first output to the last: backpressure can hold back the
@@ -313,14 +340,12 @@ def altered_weight(graph, x):
 def test_corrupted_design_is_caught(tiny, tmp_path):
     model, calib, raw = tiny
     built = build(model, tmp_path / "build", "ulx3s-12f", 4, calib)
-    graph = read_manifest(built.out_dir / "manifest.json")
+    graph = read_manifest(built.out_dir).graph()
     x = stimulus(graph, raw[:40], 50)
     expected = run_integer(graph, x).output
     altered = altered_weight(graph, x)
     wrong = run_integer(altered, x).output
 
-    corrupt = tmp_path / "corrupt"
-    shutil.copytree(built.out_dir, corrupt)
     lowered = lower(altered, budget=4)
     assert (lowered.ii, lowered.in_per_beat, lowered.out_per_beat) == (
         built.lowered.ii,
@@ -329,9 +354,9 @@ def test_corrupted_design_is_caught(tiny, tmp_path):
     )
     text = verilog.convert(lowered.network, name=CORE_NAME, emit_src=False)
     assert text != built.verilog.read_text()
-    (corrupt / "core.v").write_text(text)
+    (tmp_path / "corrupt.v").write_text(text)
 
-    result = run_sim(corrupt, x, expected)
+    result = simulate(built, x, expected, verilog=tmp_path / "corrupt.v")
     differ = np.argwhere(wrong != expected)
     assert result.mismatches == len(differ) > 0
     v, e = differ[0]
@@ -347,10 +372,10 @@ def test_corrupted_design_is_caught(tiny, tmp_path):
 def test_a_core_that_never_answers_times_out(tiny, tmp_path):
     model, calib, raw = tiny
     built = build(model, tmp_path / "build", "ulx3s-12f", 4, calib)
-    graph = read_manifest(built.out_dir / "manifest.json")
-    interface = json.loads((built.out_dir / "manifest.json").read_text())["interface"]
-    w_in = BeatFormat.from_interface(interface["input"]).payload_width
-    w_out = BeatFormat.from_interface(interface["output"]).payload_width
+    graph = read_manifest(built.out_dir).graph()
+    interface = read_manifest(built.out_dir).interface
+    w_in = interface.input.beat_format.payload_width
+    w_out = interface.output.beat_format.payload_width
     (built.out_dir / "core.v").write_text(
         f"module {CORE_NAME}(input clk, input rst, input [{w_in - 1}:0] i__payload,\n"
         f"  input i__valid, output i__ready, output [{w_out - 1}:0] o__payload,\n"
@@ -359,7 +384,7 @@ def test_a_core_that_never_answers_times_out(tiny, tmp_path):
         "endmodule\n"
     )
     x = stimulus(graph, raw[:3], 4)
-    result = run_sim(built.out_dir, x, golden(built.out_dir, x))
+    result = simulate(built, x, golden(built.out_dir, x))
     assert result.timed_out and not result.passed
     assert result.mismatches == 4 * graph.out_features
     assert result.first_mismatches[0].got is None

@@ -12,9 +12,11 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from boards.flow import synthesize
+from boards.yosys import synthesize
+from compiler.artifacts import read_manifest
 from compiler.cli import main
-from sim.runner import DP16KD_MODEL, SimulationError, ecp5_cell_models, run_sim
+from debut.errors import SimulationError
+from sim.runner import DP16KD_MODEL, ecp5_cell_models, run_sim
 from tests.test_cli import tiny_model  # noqa: F401  (fixture)
 
 
@@ -28,7 +30,12 @@ def test_unmodelled_cell_in_a_netlist_is_refused(tiny_model, tmp_path):  # noqa:
     netlist.write_text((out / "core.v").read_text() + "\nmodule rom; PDPW16KD ram (); endmodule\n")
     with pytest.raises(SimulationError, match=r"uses PDPW16KD, which Yosys ships only as a"):
         run_sim(
-            out, np.zeros((1, 8), dtype=np.int64), np.zeros((1, 3), dtype=np.int64), netlist=netlist
+            out / "core.v",
+            read_manifest(out).interface,
+            np.zeros((1, 8), dtype=np.int64),
+            np.zeros((1, 3), dtype=np.int64),
+            sim_dir=tmp_path / "sim",
+            netlist=netlist,
         )
 
 

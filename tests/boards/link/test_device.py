@@ -42,7 +42,7 @@ from compiler.golden import quantize_input, run_integer
 from compiler.lower import lower
 from compiler.nn.generate import search_chains
 from compiler.nn.linear import DeButLinear
-from compiler.pipeline import quantization_steps, run_steps
+from compiler.passes import quantization_passes, run_passes
 from debut.fixed import Fixed
 from sim.amaranth_streams import send
 
@@ -65,7 +65,7 @@ def toy_core(seed, sizes, bits, budget, unsigned=False):
     if unsigned:
         x = np.abs(x)
     loaded = LoadedModel(model=model, path=Path("m.pt"), architecture=None, input_shape=(sizes[0],))
-    graph = run_steps(to_graph(loaded), quantization_steps(x, *bits))
+    graph = run_passes(to_graph(loaded), quantization_passes(x, *bits))
     return graph, lower(graph, budget=budget), x
 
 

@@ -10,14 +10,15 @@ import torch
 from torch import nn
 
 from boards.link import protocol
-from boards.link.host import HostDriver, LinkError, SimulatedBoard
+from boards.link.host import HostDriver, SimulatedBoard
 from compiler.frontend.convert import to_graph
 from compiler.frontend.modelfile import LoadedModel, Preprocessing
 from compiler.golden import quantize_input, run_integer
 from compiler.lower import lower
 from compiler.nn.generate import search_chains
 from compiler.nn.linear import DeButLinear
-from compiler.pipeline import quantization_steps, run_steps
+from compiler.passes import quantization_passes, run_passes
+from debut.errors import LinkError
 
 
 def small_graph(seed=0, sizes=(10, 12, 4)):
@@ -39,20 +40,21 @@ def small_graph(seed=0, sizes=(10, 12, 4)):
         input_shape=(sizes[0],),
         preprocessing=pre,
     )
-    return run_steps(to_graph(loaded), quantization_steps(pre.apply(x), 8, 8)), x
+    return run_passes(to_graph(loaded), quantization_passes(pre.apply(x), 8, 8)), x
 
 
 @pytest.fixture(scope="module")
 def board():
     graph, x = small_graph()
     selftest = quantize_input(graph, x[:5])
-    network = lower(graph, budget=6).network
-    return graph, x, selftest, SimulatedBoard(network, selftest=selftest)
+    lowered = lower(graph, budget=6)
+    sim = SimulatedBoard(lowered.network, selftest=selftest)
+    return graph, x, selftest, sim, lowered.interface(graph)
 
 
 def test_ping_infer_and_selftest_through_the_simulated_board(board):
-    graph, x, selftest, sim = board
-    driver = HostDriver(graph, sim)
+    graph, x, selftest, sim, interface = board
+    driver = HostDriver(interface, graph.preprocessing, sim)
     identity = driver.ping()
     assert identity.selftest_vectors == len(selftest)
     run = driver.infer(x[10:16])  # raw features: preprocessing and quantisation in the driver
@@ -66,17 +68,17 @@ def test_ping_infer_and_selftest_through_the_simulated_board(board):
 
 
 def test_driver_recovers_after_garbage_on_the_line(board):
-    graph, x, _, sim = board
-    driver = HostDriver(graph, sim)
+    graph, x, _, sim, interface = board
+    driver = HostDriver(interface, graph.preprocessing, sim)
     sim.write(b"\x00\x13\x37garbage")
     x_int = quantize_input(graph, x[20:22])
     np.testing.assert_array_equal(driver.infer_integers(x_int), run_integer(graph, x_int).output)
 
 
 def test_wrong_width_and_silent_link_are_clear_errors(board):
-    graph, _, _, sim = board
+    graph, _, _, sim, interface = board
     with pytest.raises(Exception, match="input must have 10 features per row, not 3"):
-        HostDriver(graph, sim).infer(np.zeros((1, 3)))
+        HostDriver(interface, graph.preprocessing, sim).infer(np.zeros((1, 3)))
 
     class Silent:
         def write(self, data):
@@ -86,4 +88,4 @@ def test_wrong_width_and_silent_link_are_clear_errors(board):
             return b""
 
     with pytest.raises(LinkError, match="no reply to PING before the link's timeout"):
-        HostDriver(graph, Silent()).ping()
+        HostDriver(interface, graph.preprocessing, Silent()).ping()

