@@ -17,10 +17,12 @@ from pathlib import Path
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Module, Signal, signed
 from amaranth.lib import io
 
-from boards.flow import run_flow
+from boards.flow import constraints_name, write_design
 from boards.harness import clock_plan
+from boards.nextpnr import parse_nextpnr_log, place_and_route
 from boards.pll import add_pll_domain
 from boards.registry import get_board
+from boards.yosys import synthesize
 from hw.dsp import mult18x18d
 
 TARGET_MHZ = 200  # above any ECP5 DSP's reach, so nextpnr reports the real Fmax
@@ -56,17 +58,18 @@ def measure(board_name: str, *, seed: int = 1, workdir: Path | None = None) -> d
         raise SystemExit(f"{board.name}: only ECP5 boards are measured here")
     clock = clock_plan(board, TARGET_MHZ)
     with tempfile.TemporaryDirectory() as tmp:
-        flow = run_flow(
-            PeakTop(clock),
-            platform=board.make_platform(),
-            board=board,
-            workdir=Path(tmp) if workdir is None else workdir,
+        folder = Path(tmp) if workdir is None else workdir
+        write_design(PeakTop(clock), platform=board.make_platform(), board=board, workdir=folder)
+        synthesize(folder, family=board.family)
+        _, log = place_and_route(
+            folder,
+            device=board.device,
+            package=board.package,
+            constraints=constraints_name(board),
             frequency_mhz=clock.f_mhz,
             seed=seed,
-            pack=lambda report: False,
-            progress=lambda line: None,
         )
-    fmax = flow.nextpnr.main_fmax_mhz
+    fmax = parse_nextpnr_log(log).main_fmax_mhz
     return {
         "board": board.name,
         "device": board.device,

@@ -138,7 +138,8 @@ def build(model: str, board: str, budget: int, out: Path, *, seed: int, synth: b
         inferences_per_s=thr.get("inferences_per_s"),
         inferences_per_s_per_dsp=thr.get("inferences_per_s_per_dsp"),
         macs_per_s=thr.get("macs_per_s"),
-        step_s={**(hw.get("time_per_step_s") or {}), **(synth_s.get("time_per_step_s") or {})},
+        step_s=report.get("time_per_step_s")
+        or {**(hw.get("time_per_step_s") or {}), **(synth_s.get("time_per_step_s") or {})},
         tools=synth_s.get("tools"),
         built=bool(synth_s),
         **sim_speed(report),

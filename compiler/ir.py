@@ -56,7 +56,7 @@ class Activation(enum.Enum):
 
 @dataclass(frozen=True, eq=False)
 class LayerQuant:
-    """Fixed-point realisation of one chain layer (DESIGN.md section 5).
+    """Fixed-point realisation of one chain layer (docs/fixed-point.md).
 
     Factor k multiplies its input (``in_formats[k]``) by integer weights in ``weight_formats[k]``
     and accumulates exactly at ``in.frac + weight.frac`` fractional bits in ``acc_widths[k]``

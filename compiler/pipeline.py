@@ -52,6 +52,7 @@ from debut.errors import CompilerError, OptionError
 __all__ = [
     "BUILD_STEPS",
     "COMMANDS",
+    "Options",
     "Step",
     "build",
     "default_out_dir",

@@ -33,7 +33,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from compiler.datasets import DatasetRef, load_split
-from compiler.frontend.modelfile import Preprocessing, save_model
+from compiler.frontend import Preprocessing, save_model
 from compiler.nn import DeButLinear, butterfly_chain, debutize, suggest_chain
 from debut.chain import Chain
 

@@ -210,7 +210,7 @@ def test_bit_widths_are_checked(bits):
 
 def exact_reference(graph, x_int):
     """The quantised network with dense integer matrices and exact rational rounding: an
-    independent statement of DESIGN.md section 5 (round half up, saturate, bias at the last
+    independent statement of docs/fixed-point.md (round half up, saturate, bias at the last
     accumulator, activation before requantisation)."""
     from fractions import Fraction
     from math import floor

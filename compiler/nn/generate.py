@@ -1,6 +1,6 @@
 """Chain generators: DeBut chains for any ``out x in`` within a budget, and the fixed butterfly.
 
-Every chain made here follows the density rule of DESIGN.md section 3 (``t_1 = 1``,
+Every chain made here follows the density rule of docs/chains.md (``t_1 = 1``,
 ``t_{k+1} = r_k t_k``, last factor a single block), so it is dense and fixed by two sequences
 ``r_1..r_N`` and ``s_1..s_N`` with ``prod(r) = out_features`` and ``prod(s) = in_features``; no
 factor has ``r_k = s_k = 1`` (a useless diagonal). Then ``t_k = prod_{j<k} r_j``,

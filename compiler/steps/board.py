@@ -9,28 +9,23 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
 
 from boards.flow import constraints_name, routed_name, write_design
 from boards.flow import pack as pack_bitstream
-from boards.harness import BoardTop, ClockPlan, clock_plan
+from boards.harness import BoardTop, clock_plan
 from boards.link.protocol import DEFAULT_BAUD, selftest_checksum
-from boards.nextpnr import NextpnrReport, parse_nextpnr_log, phase_reporter, place_and_route
-from boards.registry import Board
+from boards.nextpnr import parse_nextpnr_log, phase_reporter, place_and_route
 from boards.tools import tool_failure
 from boards.yosys import synthesize
 from compiler.console import table
 from compiler.golden import run_integer
 from compiler.lower import CORE_NAME
 from compiler.steps.core import selftest_vectors
-from compiler.steps.state import BuildState
+from compiler.steps.state import BoardBuild, BuildState
 from compiler.verification import check_core, input_vectors
 from debut.errors import TimingError
 
-__all__ = ["BoardBuild", "harness", "netlist", "pack", "pnr", "synth"]
+__all__ = ["harness", "netlist", "pack", "pnr", "synth"]
 
 # After synthesis of the core alone: its netlist as mapped (core_netlist.v), then the same netlist
 # with every logic cell replaced by Yosys's own simulation model of it (core_netlist_sim.v): the
@@ -44,24 +39,6 @@ NETLIST_SCRIPT = (
     "opt_clean\n"
     "write_verilog -noattr core_netlist_sim.v\n"
 )
-
-
-@dataclass
-class BoardBuild:
-    """What the board steps made: the board, its clock and baud rate, the self-test ROM's
-    inputs and golden checksum, the design id PING reports, the working folder, Yosys's cell
-    counts and LUT mapper, and nextpnr's report."""
-
-    board: Board
-    clock: ClockPlan
-    baud: int
-    selftest: np.ndarray
-    checksum: int
-    design_id: int
-    workdir: Path
-    cells: dict[str, int] | None = None
-    mapper: str | None = None
-    nextpnr: NextpnrReport | None = None
 
 
 def harness(state: BuildState) -> None:

@@ -13,15 +13,35 @@ import numpy as np
 from compiler.options import Options
 
 if TYPE_CHECKING:  # the products' types, named without importing torch or the simulators
+    from boards.harness import ClockPlan
+    from boards.nextpnr import NextpnrReport
+    from boards.registry import Board
     from compiler.artifacts import ModelSection, Resources, SweepPoint
     from compiler.frontend.modelfile import LoadedModel
     from compiler.ir import Graph
     from compiler.lower import Lowered
     from compiler.quantization import Data, Quantized
-    from compiler.steps.board import BoardBuild
     from sim.runner import SimResult
 
-__all__ = ["BuildState"]
+__all__ = ["BoardBuild", "BuildState"]
+
+
+@dataclass
+class BoardBuild:
+    """What the board steps made: the board, its clock and baud rate, the self-test ROM's
+    inputs and golden checksum, the design id PING reports, the working folder, Yosys's cell
+    counts and LUT mapper, and nextpnr's report."""
+
+    board: Board
+    clock: ClockPlan
+    baud: int
+    selftest: np.ndarray
+    checksum: int
+    design_id: int
+    workdir: Path
+    cells: dict[str, int] | None = None
+    mapper: str | None = None
+    nextpnr: NextpnrReport | None = None
 
 
 @dataclass(eq=False)

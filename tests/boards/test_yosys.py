@@ -333,7 +333,7 @@ def test_registered_multiply_ecp5(yosys, tmp_path):
     assert stats.ff >= 32
     assert stats.seconds > 0
     assert stats.log_path == tmp_path / "yosys.log"
-    for product in ("top.v", "synth.ys", "yosys.log"):
+    for product in ("top.v", "yosys.ys", "yosys.log"):
         assert (tmp_path / product).is_file()
 
 

@@ -1,5 +1,5 @@
 """Tests of compiler/fixed.py against exact references written here with integers and
-``fractions.Fraction`` (DESIGN.md section 5): round half up (towards +infinity on exact halves),
+``fractions.Fraction`` (docs/fixed-point.md): round half up (towards +infinity on exact halves),
 saturation at both ends with counts, exact left shifts for negative shifts, formats of 2 to 16 bits,
 the most-fractional-bits format for a range and the smallest width for an integer range."""
 

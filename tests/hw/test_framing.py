@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 from debut.fixed import Fixed
 from hw.deserializer import Deserializer
 from hw.serializer import Serializer
-from sim.amaranth_streams import receive, send
+from tests.streams import receive, send
 
 
 def beats_of(vector, per_beat):

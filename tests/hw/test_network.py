@@ -19,8 +19,8 @@ from compiler.nn.generate import search_chains
 from compiler.nn.linear import DeButLinear
 from compiler.passes import quantization_passes, run_passes
 from debut.errors import FitError
-from sim.amaranth_streams import receive
 from tests.helpers import quantize_model
+from tests.streams import receive
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

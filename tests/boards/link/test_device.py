@@ -44,7 +44,7 @@ from compiler.nn.generate import search_chains
 from compiler.nn.linear import DeButLinear
 from compiler.passes import quantization_passes, run_passes
 from debut.fixed import Fixed
-from sim.amaranth_streams import send
+from tests.streams import send
 
 TIMEOUT = 300  # cycles of silence that abandon a frame
 

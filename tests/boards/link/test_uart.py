@@ -10,7 +10,7 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from boards.link.uart import UARTRx, UARTTx, uart_divisor
-from sim.amaranth_streams import receive, send
+from tests.streams import receive, send
 
 
 def frame_bits(byte, stop=1):
