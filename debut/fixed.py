@@ -15,6 +15,9 @@ import numpy as np
 __all__ = ["Fixed", "bits_for_range", "requantize", "round_half_up"]
 
 MIN_WIDTH, MAX_WIDTH = 2, 16
+# the fractional bits a tensor's format may have: the manifest and the host link's PING reply
+# carry them in one signed byte (docs/host-protocol.md)
+MIN_FRAC, MAX_FRAC = -128, 127
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from enum import IntEnum
 import numpy as np
 
 from debut.errors import LinkError
-from debut.fixed import Fixed
+from debut.fixed import MAX_FRAC, MIN_FRAC, Fixed
 
 __all__ = [
     "DEFAULT_BAUD",
@@ -333,8 +333,8 @@ class Identity:
             if not 0 <= value <= top:
                 raise ValueError(f"{name} must be in 0..{top}, not {value!r}")
         for name, fmt in [("in_format", self.in_format), ("out_format", self.out_format)]:
-            if not -128 <= fmt.frac <= 127:
-                raise ValueError(f"{name}.frac must be in -128..127, not {fmt.frac!r}")
+            if not MIN_FRAC <= fmt.frac <= MAX_FRAC:
+                raise ValueError(f"{name}.frac must be in {MIN_FRAC}..{MAX_FRAC}, not {fmt.frac!r}")
         return _IDENTITY.pack(
             MAGIC,
             self.version,

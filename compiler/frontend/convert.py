@@ -54,6 +54,10 @@ def _handle(name: str, module: nn.Module, features: int) -> Op | None:
                 f"{name} (BatchNorm1d) must track running statistics to be folded"
             )
         n = module.num_features
+        if not bool((module.running_var + module.eps > 0).all()):
+            raise UnsupportedModelError(
+                f"{name} (BatchNorm1d) has a negative running variance; retrain or fix the model"
+            )
         weight = module.weight if module.affine else None
         bias = module.bias if module.affine else None
         return BatchNormOp(

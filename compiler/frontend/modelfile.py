@@ -7,12 +7,15 @@ the caller passes ``trust_pickle=True``, since unpickling runs code.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
+import re
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -201,13 +204,89 @@ def save_model(
     return path
 
 
-def _check_finite(state_dict: dict[str, torch.Tensor], path: Path) -> None:
+# Limits that keep a small file from asking for a large allocation: a model may have at most
+# MAX_ELEMENTS parameters and buffers, and no tensor on its forward pass (the input included) may
+# hold more than MAX_ACTIVATION elements per sample. Sizes are checked on PyTorch's "meta" device
+# (shapes only, no memory) before anything is allocated.
+MAX_ELEMENTS = 1 << 26
+MAX_ACTIVATION = 1 << 22
+_LAYER_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def _check_tensors(state_dict: Any, path: Path) -> dict[str, torch.Tensor]:
+    if not isinstance(state_dict, dict):
+        raise ModelFormatError(
+            f"{path}: 'state_dict' must map names to tensors, not a {type(state_dict).__name__}"
+        )
     for name, tensor in state_dict.items():
+        if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
+            raise ModelFormatError(
+                f"{path}: 'state_dict' must map names to tensors, not {name!r} to "
+                f"{type(tensor).__name__}"
+            )
+        stored = tensor.untyped_storage().nbytes()
+        if not tensor.is_contiguous() or stored < tensor.numel() * tensor.element_size():
+            raise ModelFormatError(
+                f"{path}: tensor {name!r} of shape {tuple(tensor.shape)} is a view of a smaller "
+                "storage; save plain tensors (tensor.contiguous().clone())"
+            )
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             bad = int((~torch.isfinite(tensor)).sum())
             raise ModelFormatError(
                 f"{path}: tensor {name!r} has {bad} NaN/Inf value(s); retrain or fix the model"
             )
+    return state_dict
+
+
+def _check_layer_names(architecture: Any, path: Path) -> None:
+    layers = architecture.get("layers") if isinstance(architecture, dict) else None
+    if not isinstance(layers, list) or not layers:
+        raise ModelFormatError(f"{path}: architecture must hold a non-empty list 'layers'")
+    seen = set()
+    for index, spec in enumerate(layers):
+        name = spec.get("name") if isinstance(spec, dict) else None
+        if not isinstance(name, str) or not _LAYER_NAME.match(name):
+            raise ModelFormatError(
+                f"{path}: layer {index}'s name must be letters, digits and '_', not {name!r}"
+            )
+        if name in seen:
+            raise ModelFormatError(f"{path}: two layers are named {name!r}; names must be unique")
+        seen.add(name)
+
+
+def _check_sizes(skeleton: nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
+    """On the meta device: the parameter count and every tensor of a forward pass bounded."""
+    elements = sum(t.numel() for t in skeleton.state_dict().values())
+    if elements > MAX_ELEMENTS:
+        raise ModelFormatError(
+            f"{path}: the architecture has {elements:,} parameters and buffers; this compiler "
+            f"takes at most {MAX_ELEMENTS:,}"
+        )
+    largest: list[tuple[int, str]] = []
+
+    def record(module, inputs, output, name="") -> None:
+        if isinstance(output, torch.Tensor):
+            largest.append((output[0].numel(), name))
+
+    hooks = [m.register_forward_hook(partial(record, name=n)) for n, m in skeleton.named_children()]
+    try:
+        skeleton(torch.zeros(1, *input_shape, device="meta"))
+    except CompilerError as exc:
+        raise ModelFormatError(f"{path}: the layers do not fit together: {exc}") from None
+    except (RuntimeError, ValueError, IndexError) as exc:
+        reason = " ".join(str(exc).split())
+        raise ModelFormatError(
+            f"{path}: the layers do not fit together or the input shape {input_shape}: {reason}"
+        ) from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    size, name = max(largest, default=(0, ""))
+    if size > MAX_ACTIVATION:
+        raise ModelFormatError(
+            f"{path}: layer {name!r} outputs {size:,} values per sample; this compiler takes at "
+            f"most {MAX_ACTIVATION:,}"
+        )
 
 
 def _read(path: Path, trust_pickle: bool) -> Any:
@@ -218,13 +297,20 @@ def _read(path: Path, trust_pickle: bool) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
-        if not trust_pickle and "weights_only" in str(exc):
+        # a readable pickle that names classes or functions: the one case --trust-pickle helps
+        if not trust_pickle and "Unsupported global" in str(exc):
             raise ModelFormatError(
                 f"{path} holds pickled Python objects (such as a whole nn.Module), and loading "
-                "them runs code; pass --trust-pickle if you trust its source, or re-save it "
-                "with compiler.frontend.save_model"
+                "them runs code; pass --trust-pickle only if you trust its source, or re-save "
+                "it with compiler.frontend.save_model"
             ) from None
-        raise ModelFormatError(f"{path} is not a readable PyTorch checkpoint: {exc}") from None
+        lines = [line.strip() for line in str(exc).splitlines()]
+        after = lines.index("Please file an issue") if "Please file an issue" in lines else -1
+        reason = next((ln for ln in lines[after + 1 :] if ln and "error" not in ln.lower()), "")
+        raise ModelFormatError(
+            f"{path} is truncated or corrupt, or not a PyTorch checkpoint"
+            + (f" ({reason.lower()})" if reason and len(reason) < 80 else "")
+        ) from None
     except Exception as exc:  # a malformed file makes torch.load raise almost anything
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelFormatError(
@@ -237,10 +323,15 @@ def _input_shape(architecture: dict[str, Any], path: Path) -> tuple[int, ...]:
     if (
         not isinstance(shape, list)
         or not shape
-        or not all(isinstance(v, int) and v > 0 for v in shape)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
     ):
         raise ModelFormatError(
             f"{path}: architecture 'input_shape' must be a list of positive ints, not {shape!r}"
+        )
+    if math.prod(shape) > MAX_ACTIVATION:
+        raise ModelFormatError(
+            f"{path}: input shape {tuple(shape)} has {math.prod(shape):,} values per sample; "
+            f"this compiler takes at most {MAX_ACTIVATION:,}"
         )
     return tuple(shape)
 
@@ -258,15 +349,27 @@ def _guess_input_shape(model: nn.Module, path: Path) -> tuple[int, ...]:
     )
 
 
+def _entry(data: dict, key: str, kind: type, path: Path, default=None):
+    value = data.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise ModelFormatError(
+            f"{path}: '{key}' must be a {kind.__name__}, not a {type(value).__name__}"
+        )
+    return value
+
+
 def load_model(path: str | os.PathLike, *, trust_pickle: bool = False) -> LoadedModel:
-    """Read a model file; errors say what is wrong with it and what to do."""
+    """Read a model file; errors say what is wrong with it and what to do. Every size is checked
+    before anything is allocated (see ``MAX_ELEMENTS``)."""
     path = Path(path)
     data = _read(path, trust_pickle)
     if isinstance(data, nn.Module):
         model = data.eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        _check_finite(model.state_dict(), path)
+        _check_tensors(model.state_dict(), path)
         return LoadedModel(
             model=model, path=path, architecture=None, input_shape=_guess_input_shape(model, path)
         )
@@ -284,28 +387,38 @@ def load_model(path: str | os.PathLike, *, trust_pickle: bool = False) -> Loaded
     if missing:
         raise ModelFormatError(f"{path} lacks the entries {missing}")
     architecture = data["architecture"]
-    model = build_model(architecture)
-    state_dict = data["state_dict"]
-    _check_finite(state_dict, path)
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as exc:
-        detail = " ".join(str(exc).split())
+    _check_layer_names(architecture, path)
+    input_shape = _input_shape(architecture, path)
+    state_dict = _check_tensors(data["state_dict"], path)
+    with torch.device("meta"):
+        skeleton = build_model(architecture).eval()
+    _check_sizes(skeleton, input_shape, path)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    given = {k: tuple(v.shape) for k, v in state_dict.items()}
+    if expected != given:
+        problems = [f"missing {k}" for k in expected if k not in given]
+        problems += [f"unexpected {k}" for k in given if k not in expected]
+        problems += [
+            f"{k} has shape {given[k]}, the architecture needs {expected[k]}"
+            for k in expected
+            if k in given and given[k] != expected[k]
+        ]
         raise ModelFormatError(
-            f"{path}: the state dict does not match the architecture: {detail}"
-        ) from None
+            f"{path}: the state dict does not match the architecture: {'; '.join(problems[:5])}"
+        )
+    model = skeleton.to_empty(device="cpu")
+    model.load_state_dict(state_dict, strict=True)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    dataset = data.get("dataset")
+    dataset = _entry(data, "dataset", dict, path)
+    preprocessing = _entry(data, "preprocessing", dict, path, Preprocessing().to_dict())
     return LoadedModel(
         model=model,
         path=path,
         architecture=architecture,
-        input_shape=_input_shape(architecture, path),
-        preprocessing=Preprocessing.from_dict(
-            data.get("preprocessing") or Preprocessing().to_dict()
-        ),
+        input_shape=input_shape,
+        preprocessing=Preprocessing.from_dict(preprocessing),
         dataset=DatasetRef.from_dict(dataset) if dataset else None,
-        metadata=dict(data.get("metadata") or {}),
+        metadata=dict(_entry(data, "metadata", dict, path, {})),
     )

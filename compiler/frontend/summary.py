@@ -41,7 +41,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> ModelSection:
 
             hooks.append(module.register_forward_hook(record))
     try:
-        dtype = next(model.parameters()).dtype
+        dtype = next(model.parameters(), torch.zeros(())).dtype
         with torch.no_grad():
             model(torch.zeros(1, *input_shape, dtype=dtype))
     finally:
@@ -80,7 +80,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> ModelSection:
 
 def predict(loaded: LoadedModel, raw: np.ndarray, batch: int = 1024) -> np.ndarray:
     """Float model outputs for raw features (the model's preprocessing applied first)."""
-    dtype = next(loaded.model.parameters()).dtype
+    dtype = next(loaded.model.parameters(), torch.zeros(())).dtype
     outs = []
     with torch.no_grad():
         for start in range(0, len(raw), batch):

@@ -22,6 +22,12 @@ def calibrate(graph: Graph, *, data: np.ndarray) -> Graph:
             f"not {data.shape}"
         )
     _, trace = run_float(graph, data)
+    for name, values in trace.items():
+        if not np.isfinite(values).all():
+            raise QuantizationError(
+                f"tensor {name} takes values that are not finite (NaN, or beyond float range) on "
+                "the calibration data; check the model's weights"
+            )
     ops = []
     for op in graph.ops:
         if isinstance(op, ChainOp):

@@ -60,7 +60,7 @@ def summarize_model(state: BuildState) -> None:
             f"{summary.params:,}",
             f"{summary.macs:,}",
             f"{summary.dense_params:,}",
-            f"{1 - summary.params / summary.dense_params:.1%}",
+            f"{1 - summary.params / summary.dense_params:.1%}" if summary.dense_params else "",
         ]
     )
     lines = table(rows, right={2, 3, 4, 5, 6, 7, 8})

@@ -106,7 +106,7 @@ def test_pickled_module_needs_trust(tmp_path):
     path = tmp_path / "pickled.pt"
     model = small_model()
     torch.save(model, path)
-    with pytest.raises(ModelFormatError, match="pass --trust-pickle if you trust its source"):
+    with pytest.raises(ModelFormatError, match="pass --trust-pickle only if you trust its source"):
         load_model(path)
     loaded = load_model(path, trust_pickle=True)
     assert loaded.input_shape == (16,)
