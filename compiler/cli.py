@@ -117,7 +117,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise OptionError("--clock-mhz and --netlist-sim need synthesis; drop --no-synth")
     state = pipeline.run("build", args.model, _options(args), out=args.out, stop_after=stop_after)
     if state.bitstream is not None:
-        print(f"flash it with: python -m compiler flash {state.out_dir}")
+        print(f"flash it with: python -m compiler flash {state.record_dir}")
     return 0
 
 
@@ -152,12 +152,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from compiler.artifacts import read_manifest
     from compiler.device import run_on_device
 
+    if args.baud is not None and args.baud < 1:
+        raise OptionError(f"--baud must be a positive integer, not {args.baud!r}")
     manifest = read_manifest(args.dir)
     try:
         raw = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise OptionError(f"--input must be a readable .npy of raw features ({exc})") from None
-    run = run_on_device(manifest, args.dir, np.atleast_2d(raw), port=args.port, baud=args.baud)
+    run = run_on_device(manifest, args.dir, raw, port=args.port, baud=args.baud)
     identity, fmt = run.identity, run.manifest.output.format
     print(
         f"device: protocol {identity.version}, {identity.in_features} inputs, "
@@ -195,14 +197,24 @@ def cmd_flash(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as every other error of the CLI."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m compiler",
         description="Compile DeBut (Deformable Butterfly) PyTorch models into verified FPGA "
         "accelerators with open tools.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
 
     boards = commands.add_parser(
         "boards",
@@ -359,7 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a line already printed by _Parser.error
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.run(args)
     except CompilerError as exc:

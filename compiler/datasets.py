@@ -11,7 +11,7 @@ import numpy as np
 
 from debut.errors import DatasetError
 
-__all__ = ["DATASETS", "DatasetRef", "Split", "load_split"]
+__all__ = ["DATASETS", "DatasetRef", "Split", "check_labels", "load_npz", "load_split"]
 
 DATASETS = {
     "sklearn-digits": "scikit-learn's 8x8 hand-written digits: 1,797 samples, 64 features 0..16, "
@@ -42,12 +42,21 @@ class DatasetRef:
             raise DatasetError(f"dataset reference must be a dict with a 'name', not {data!r}")
         if data["name"] not in DATASETS:
             raise DatasetError(f"dataset must be one of {sorted(DATASETS)}, not {data['name']!r}")
-        return cls(
-            name=data["name"],
-            test_size=float(data.get("test_size", 0.25)),
-            random_state=int(data.get("random_state", 0)),
-            stratify=bool(data.get("stratify", True)),
-        )
+        try:
+            ref = cls(
+                name=data["name"],
+                test_size=float(data.get("test_size", 0.25)),
+                random_state=int(data.get("random_state", 0)),
+                stratify=bool(data.get("stratify", True)),
+            )
+        except (TypeError, ValueError):
+            raise DatasetError(
+                "dataset reference must give test_size as a number and random_state as an "
+                f"integer, not {data!r}"
+            ) from None
+        if not 0 < ref.test_size < 1:
+            raise DatasetError(f"dataset test_size must be in (0, 1), not {ref.test_size!r}")
+        return ref
 
 
 @dataclass(frozen=True)
@@ -87,11 +96,17 @@ def load_split(ref: DatasetRef) -> Split:
 def load_npz(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Read ``X`` (raw features, one sample per row) and optional ``y`` labels from an .npz."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DatasetError(
+                f"{path} holds one array (an .npy); calibration data is an .npz with raw "
+                "features 'X' and labels 'y': np.savez(F, X=features, y=labels)"
+            )
+        with loaded as data:
             if "X" not in data:
                 raise DatasetError(f"{path} must hold an array 'X', not only {sorted(data.files)}")
             x = np.asarray(data["X"], dtype=np.float64)
-            y = np.asarray(data["y"], dtype=np.int64) if "y" in data else None
+            y = _labels(data["y"], path) if "y" in data else None
     except FileNotFoundError:
         raise DatasetError(f"data file {path!r} does not exist") from None
     except (OSError, ValueError) as exc:
@@ -103,3 +118,26 @@ def load_npz(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     if y is not None and y.shape != (len(x),):
         raise DatasetError(f"{path}: 'y' must have shape ({len(x)},), not {y.shape}")
     return x, y
+
+
+def _labels(values: np.ndarray, path: str) -> np.ndarray:
+    """Class labels as integers; whole-valued floats are taken, anything else is refused."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iub":
+        return values.astype(np.int64)
+    if (
+        values.dtype.kind == "f"
+        and np.isfinite(values).all()
+        and (values == np.round(values)).all()
+    ):
+        return values.astype(np.int64)
+    raise DatasetError(f"{path}: 'y' must hold integer class labels, not {values.dtype} values")
+
+
+def check_labels(labels: np.ndarray, classes: int, source: str) -> None:
+    """Labels must name one of the model's ``classes`` outputs."""
+    if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        raise DatasetError(
+            f"the labels of {source} must lie in 0..{classes - 1} (the model has {classes} "
+            f"outputs), not {int(labels.min())}..{int(labels.max())}"
+        )

@@ -17,9 +17,12 @@ from boards.registry import get_board
 from boards.tools import find_tool
 from compiler.artifacts import Manifest, read_manifest
 from compiler.lower import lower
-from debut.errors import ArtifactError, SimulationMismatch, ToolError
+from debut.errors import ArtifactError, OptionError, SimulationMismatch, ToolError
 
-__all__ = ["DeviceRun", "flash", "run_on_device"]
+__all__ = ["DeviceRun", "check_input", "flash", "run_on_device"]
+
+BOARD_DEADLINE_S = 5.0  # the longest a board may take to answer one request
+SIM_DEADLINE_S = 600.0
 
 
 def _board_build(build_dir: Path) -> Manifest:
@@ -78,6 +81,31 @@ def simulated_top(manifest: Manifest, raw: np.ndarray) -> SimulatedTop:
     return SimulatedTop(lowered.network, selftest=selftest, design_id=design_id)
 
 
+def check_input(raw, manifest: Manifest, progress: Callable[[str], None]) -> np.ndarray:
+    """``raw`` as rows of the model's raw features: numbers, finite, at least one row; values
+    that fall outside the input format after preprocessing saturate, as in the golden model,
+    with a warning that counts them."""
+    features = manifest.input.features
+    array = np.asarray(raw)
+    if array.dtype.kind not in "biuf":
+        raise OptionError(f"--input must hold numbers, not {array.dtype}")
+    array = np.atleast_2d(array.astype(np.float64))
+    if array.ndim != 2 or array.shape[1] != features or len(array) == 0:
+        raise OptionError(
+            f"--input must have one or more rows of {features} features, not shape {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise OptionError(f"--input holds {bad} NaN or Inf value(s); the model takes finite ones")
+    saturated = manifest.input.format.saturations(manifest.preprocessing.apply(array))
+    if saturated:
+        progress(
+            f"warning: {saturated} input value(s) lie outside the input format "
+            f"{manifest.input.format} after preprocessing and saturate, as in the golden model"
+        )
+    return array
+
+
 @dataclass(frozen=True)
 class DeviceRun:
     """What ``run`` measured: the device's identity, the inferences, the self-test result and
@@ -105,6 +133,7 @@ def run_on_device(
     from the golden model. ``manifest``: ``build_dir``'s."""
     if manifest.interface is None:
         raise ArtifactError(f"{build_dir} holds no core; build it first")
+    raw = check_input(raw, manifest, progress)
     record = manifest.board
     if port == "sim":
         transport = simulated_top(manifest, raw)
@@ -116,7 +145,9 @@ def run_on_device(
     else:
         rate = baud or (record.baud if record else DEFAULT_BAUD)
         transport = SerialTransport(port, rate)
-    driver = HostDriver(manifest.interface, manifest.preprocessing, transport)
+    # the simulated board runs thousands of times slower than a real one
+    deadline = SIM_DEADLINE_S if port == "sim" else BOARD_DEADLINE_S
+    driver = HostDriver(manifest.interface, manifest.preprocessing, transport, deadline_s=deadline)
     identity = driver.ping()
     if record is not None and identity.design_id != record.design_id:
         raise SimulationMismatch(

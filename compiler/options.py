@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from boards.registry import Board, board_names, get_board
-from debut.errors import OptionError
+from debut.errors import BoardError, OptionError
 from debut.fixed import MAX_WIDTH, MIN_WIDTH
 
 __all__ = ["SIMULATORS", "Options"]
@@ -121,7 +121,26 @@ class Options:
             raise OptionError(f"--clock-mhz must be positive, not {self.clock_mhz}")
         if not synthesis and (self.clock_mhz is not None or self.netlist_vectors):
             raise OptionError("--clock-mhz and --netlist-sim need synthesis; drop --no-synth")
+        if synthesis:
+            self._check_clock(board)
         return self
+
+    def _check_clock(self, board: Board) -> None:
+        """The clock the board can make, and a baud rate that clock can keep."""
+        from boards.harness import clock_plan
+        from boards.link.protocol import DEFAULT_BAUD
+        from boards.link.uart import uart_divisor
+
+        requested = board.default_clock_mhz if self.clock_mhz is None else self.clock_mhz
+        try:
+            clock = clock_plan(board, requested)
+        except BoardError as exc:
+            raise OptionError(str(exc)) from None
+        baud = DEFAULT_BAUD if self.baud is None else self.baud
+        try:
+            uart_divisor(clock.f_mhz * 1e6, baud)
+        except ValueError as exc:
+            raise OptionError(f"--baud {baud} at {clock.f_mhz:g} MHz: {exc}") from None
 
 
 def _is_int(value) -> bool:

@@ -22,6 +22,7 @@ From a script::
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from compiler.artifacts import (
     ThroughputSection,
     write_build,
 )
+from compiler.folders import BuildFolder, write_error
 from compiler.golden import factor_tensor_names
 from compiler.lower import hardware_section
 from compiler.options import Options
@@ -139,32 +141,67 @@ def run(
     plan = tuple(step.name for step in steps)
     options.check(synthesis="synth" in plan or command != "build")
     model = Path(model)
-    out_dir = Path(out) if out is not None else default_out_dir(command, model, options.board)
-    state = BuildState(command, model, options, out_dir, plan, progress)
-    try:
-        for step in steps:
-            progress(f"[{step.name}] {step.doing} ...")
-            start = time.perf_counter()
-            step.run(state)
-            state.seconds[step.name] = time.perf_counter() - start
-            progress(f"[{step.name}] done in {state.seconds[step.name]:.1f} s")
-    except CompilerError:
-        if write and state.verilog is not None:  # the folder holds this run's files: record them
+    final = Path(out) if out is not None else default_out_dir(command, model, options.board)
+    if not write:
+        with tempfile.TemporaryDirectory(prefix="debut-build-") as scratch:
+            state = BuildState(command, model, options, Path(scratch), plan, progress)
+            _run_steps(state, steps)
+        return state
+    with BuildFolder(final) as folder:
+        state = BuildState(command, model, options, folder.work, plan, progress)
+        state.record_dir = final
+        try:
+            _run_steps(state, steps)
             _write_records(state)
-        raise
-    finally:
-        if state.lowered is not None and state.board_build is None:
-            state.lowered.discard()  # elaborated only for a board top
-    if write:
-        for path in _write_records(state):
-            progress(f"wrote {path}")
+        except (CompilerError, KeyboardInterrupt, OSError) as exc:
+            raise _abandoned(state, folder, exc) from None
+        folder.commit()
+        state.relocate(final)
+    for name in ("manifest.json", "report.json"):
+        if (final / name).is_file():
+            progress(f"wrote {final / name}")
     return state
 
 
+def _run_steps(state: BuildState, steps: tuple[Step, ...]) -> None:
+    try:
+        for step in steps:
+            state.progress(f"[{step.name}] {step.doing} ...")
+            start = time.perf_counter()
+            step.run(state)
+            state.seconds[step.name] = time.perf_counter() - start
+            state.progress(f"[{step.name}] done in {state.seconds[step.name]:.1f} s")
+    finally:
+        if state.lowered is not None and state.board_build is None:
+            state.lowered.discard()  # elaborated only for a board top
+
+
+def _abandoned(state: BuildState, folder: BuildFolder, exc: BaseException) -> BaseException:
+    """What to raise after ``exc`` stopped a build: the work folder, with the records of what
+    ran, moved aside to ``DIR.failed`` (``DIR`` untouched), and paths in the message naming
+    where the files are now."""
+    if isinstance(exc, OSError):
+        error = write_error(exc, folder.final)
+        if error is None:
+            return exc  # a bug: keep its traceback
+        exc = error
+    try:
+        if any(folder.work.iterdir()):
+            state.record_dir = folder.failed
+            _write_records(state)
+    except OSError:
+        pass  # the records of a failed build are a courtesy; the error itself matters
+    failed = folder.abandon()
+    if failed is not None:
+        state.progress(
+            f"the failed build's logs and products are in {failed}; {folder.final} is as it was"
+        )
+        if isinstance(exc, CompilerError) and exc.args:
+            exc.args = (str(exc.args[0]).replace(str(folder.work), str(failed)), *exc.args[1:])
+    return exc
+
+
 def _write_records(state: BuildState) -> list[Path]:
-    if state.bitstream is None:
-        for stale in ("top.bit", "top.bin"):  # an earlier build's, which this report won't describe
-            (state.out_dir / stale).unlink(missing_ok=True)
     return write_build(state.out_dir, report_of(state), manifest_of(state))
 
 
@@ -184,8 +221,8 @@ def report_of(state: BuildState) -> Report:
     artifacts = None
     if state.verilog is not None:
         artifacts = ArtifactsSection(
-            verilog=str(state.verilog),
-            bitstream=None if state.bitstream is None else str(state.bitstream),
+            verilog=state.recorded(state.verilog),
+            bitstream=None if state.bitstream is None else state.recorded(state.bitstream),
         )
     return Report(
         command=state.command,
@@ -314,8 +351,8 @@ def _synth_section(state: BuildState) -> SynthSection:
         rtl_check=None if state.check is None else sim_section(state.check),
         netlist_check=None if state.netlist_check is None else sim_section(state.netlist_check),
         logs={
-            "yosys": str(build.workdir / "yosys.log"),
-            "nextpnr": str(build.workdir / "nextpnr.log"),
+            "yosys": state.recorded(build.workdir / "yosys.log"),
+            "nextpnr": state.recorded(build.workdir / "nextpnr.log"),
         },
     )
 

@@ -94,9 +94,12 @@ def test_missed_clock_is_an_error_and_leaves_no_bitstream(tiny_model, calib, tmp
     assert code == 2
     err = capsys.readouterr().err
     assert "timing not met" in err and "of the 250 MHz asked" in err and "--clock-mhz" in err
-    assert not (out / "top.bit").exists()
-    synth = json.loads((out / "report.json").read_text())["synth"]
+    assert not out.exists()  # nothing of a failed build lands in DIR
+    failed = tmp_path / "fast.failed"
+    assert str(failed / "bitstream" / "nextpnr.log") in err
+    synth = json.loads((failed / "report.json").read_text())["synth"]
     assert synth["timing_met"] is False and 0 < synth["fmax_mhz"] < 250
+    assert not (failed / "top.bit").exists()
 
 
 def test_digits_debut_build_fills_the_ulx3s_12f(tmp_path):
@@ -148,7 +151,7 @@ def test_terminated_build_stops_its_tools_and_leaves_no_bitstream(tiny_model, ca
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "interrupted" in err
     assert not (out / "top.bit").exists()
-    workdir = str((out / "bitstream").resolve())
+    workdir = str((tmp_path / "term.partial" / "bitstream").resolve())
     alive = []
     for proc in Path("/proc").iterdir():
         try:

@@ -217,37 +217,70 @@ class InferenceRun:
 class HostDriver:
     """Inference and self-test requests over a transport, for a core with the stream
     ``interface`` whose model applies ``preprocessing`` to raw features (both from the build's
-    manifest)."""
+    manifest).
+
+    Each request waits for its reply at most ``deadline_s`` seconds in all, however many bytes
+    the line keeps sending. Bytes that are not the reply (noise, a stale reply, a frame that
+    fails its CRC) are skipped and the driver keeps listening: it resynchronises on the next
+    good frame. The decoder takes no payload longer than the reply expected, so a spurious
+    header claiming a long frame costs nothing.
+    """
 
     def __init__(
-        self, interface: CoreInterface, preprocessing: Preprocessing, transport: Transport
+        self,
+        interface: CoreInterface,
+        preprocessing: Preprocessing,
+        transport: Transport,
+        *,
+        deadline_s: float = 5.0,
     ) -> None:
+        if not deadline_s > 0:
+            raise ValueError(f"deadline_s must be positive, not {deadline_s!r}")
         self.interface = interface
         self.preprocessing = preprocessing
         self.transport = transport
+        self.deadline_s = deadline_s
         self.in_format, self.out_format = interface.input.format, interface.output.format
+        self.skipped = 0  # bytes received that were not a reply
 
-    def _exchange(self, request: bytes, command: protocol.Command) -> protocol.Frame:
+    def _exchange(
+        self, request: bytes, command: protocol.Command, reply_size: int
+    ) -> protocol.Frame:
         self.transport.write(request)
-        decoder = protocol.FrameDecoder()
-        while True:
-            chunk = self.transport.read(1)
-            if not chunk:
-                raise LinkError(f"no reply to {command.name} before the link's timeout")
-            for frame in decoder.feed(chunk):
-                return frame
+        decoder = protocol.FrameDecoder(max_payload=max(reply_size, protocol.ERROR_REPLY_SIZE))
+        deadline = time.monotonic() + self.deadline_s
+        try:
+            while time.monotonic() < deadline:
+                chunk = self.transport.read(1)
+                if not chunk:
+                    raise LinkError(f"no reply to {command.name} before the link's timeout")
+                for item in decoder.feed(chunk):
+                    if isinstance(item, protocol.Frame) and item.command in (
+                        command.reply,
+                        protocol.ERROR_REPLY,
+                    ):
+                        return item
+            raise LinkError(
+                f"no reply to {command.name} within {self.deadline_s:g} s: the line carried "
+                f"{decoder.skipped} bytes that were not one; is the port the board's?"
+            )
+        finally:
+            self.skipped += decoder.skipped
 
     def ping(self) -> protocol.Identity:
-        reply = self._exchange(protocol.ping_request(), protocol.Command.PING)
+        reply = self._exchange(
+            protocol.ping_request(), protocol.Command.PING, protocol.IDENTITY_SIZE
+        )
         return protocol.parse_ping_reply(reply)
 
     def infer_integers(self, x_int: np.ndarray) -> np.ndarray:
         """Output integers for input integers (one request per row)."""
         n_in, n_out = self.interface.input.elements, self.interface.output.elements
+        reply_size = n_out * protocol.element_bytes(self.out_format)
         outputs = []
         for row in np.atleast_2d(x_int):
             request = protocol.infer_request(row, self.in_format, n_in)
-            reply = self._exchange(request, protocol.Command.INFER)
+            reply = self._exchange(request, protocol.Command.INFER, reply_size)
             outputs.append(protocol.parse_infer_reply(reply, self.out_format, n_out))
         return np.array(outputs, dtype=np.int64)
 
@@ -262,5 +295,7 @@ class HostDriver:
         return InferenceRun(outputs, outputs.argmax(axis=1), time.perf_counter() - start)
 
     def selftest(self) -> protocol.SelftestResult:
-        reply = self._exchange(protocol.selftest_request(), protocol.Command.SELFTEST)
+        reply = self._exchange(
+            protocol.selftest_request(), protocol.Command.SELFTEST, protocol.SELFTEST_SIZE
+        )
         return protocol.parse_selftest_reply(reply)

@@ -27,6 +27,7 @@ from debut.fixed import MAX_FRAC, MIN_FRAC, Fixed
 __all__ = [
     "DEFAULT_BAUD",
     "ERROR_REPLY",
+    "ERROR_REPLY_SIZE",
     "HEADER_SIZE",
     "IDENTITY_SIZE",
     "MAGIC",
@@ -70,6 +71,7 @@ TRAILER_SIZE = 2  # CRC
 MAX_LENGTH = 0xFFFF  # the length field's range
 REPLY_FLAG = 0x80  # a reply's command is the request's with this bit set
 ERROR_REPLY = 0xFF
+ERROR_REPLY_SIZE = 2  # the ERROR reply's payload: error code, command byte
 MAGIC = b"DBUT"
 DEFAULT_BAUD = 1_000_000  # an exact divisor of 25, 50, 75 and 100 MHz; see docs/host-protocol.md
 
@@ -115,14 +117,26 @@ class DeviceError(ProtocolError):
 # --- checksums ---------------------------------------------------------------------------------
 
 
-def crc16(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE of ``data``, continuing from register value ``crc`` (the initial value
-    0xFFFF starts a new CRC). ``crc16(b"123456789") == 0x29B1``."""
-    for byte in data:
-        crc ^= byte << 8
+def _crc16_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
         for _ in range(8):
             crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
             crc &= 0xFFFF
+        table.append(crc)
+    return table
+
+
+_CRC16_TABLE = _crc16_table()
+
+
+def crc16(data: bytes, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE of ``data``, continuing from register value ``crc`` (the initial value
+    0xFFFF starts a new CRC). ``crc16(b"123456789") == 0x29B1``."""
+    table = _CRC16_TABLE
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ byte]
     return crc
 
 
@@ -176,6 +190,11 @@ class FrameDecoder:
     and the search for SYNC resumes at the byte after the rejected frame's first SYNC byte, so a
     good frame hidden inside a bad one is still found. A frame still incomplete when the stream
     ends (:meth:`flush`, e.g. after a read timeout) yields TRUNCATED.
+
+    The work is bounded whatever arrives: the CRC of a candidate frame is computed as its bytes
+    arrive, each byte once per candidate frame that holds it, and a candidate holds at most
+    ``max_payload + 7`` bytes; so a host that sets ``max_payload`` from the reply it expects does
+    a bounded amount of work per byte received. :attr:`work` counts the bytes examined.
     """
 
     def __init__(self, max_payload: int = MAX_LENGTH) -> None:
@@ -183,7 +202,11 @@ class FrameDecoder:
             raise ValueError(f"max_payload must be in 0..{MAX_LENGTH}, not {max_payload!r}")
         self.max_payload = max_payload
         self.skipped = 0  # bytes that were not part of a good frame
+        self.work = 0  # bytes examined by the SYNC search and the CRC
         self._buffer = bytearray()
+        self._pos = 0  # where the undecoded bytes start in _buffer
+        self._crc: int | None = None  # running CRC of the candidate frame at _pos
+        self._checked = 0  # bytes of the candidate (from its start) the CRC has covered
 
     def feed(self, data: bytes) -> list[Frame | FrameError]:
         self._buffer += data
@@ -193,10 +216,10 @@ class FrameDecoder:
         """End of stream: report an incomplete frame as TRUNCATED, then decode what follows its
         SYNC; returns with the buffer empty."""
         results = self._decode()
-        while self._buffer:
-            if self._buffer.startswith(SYNC):
-                command = self._buffer[2] if len(self._buffer) > 2 else None
-                length = self._length() if len(self._buffer) >= HEADER_SIZE else None
+        while self.pending:
+            if self._buffer.startswith(SYNC, self._pos):
+                command = self._byte(2) if self.pending > 2 else None
+                length = self._length() if self.pending >= HEADER_SIZE else None
                 results.append(FrameError(ErrorCode.TRUNCATED, command, length))
             self._drop(1)
             results += self._decode()
@@ -205,42 +228,64 @@ class FrameDecoder:
     @property
     def pending(self) -> int:
         """Bytes held back as the start of an incomplete frame."""
-        return len(self._buffer)
+        return len(self._buffer) - self._pos
+
+    def _byte(self, offset: int) -> int:
+        return self._buffer[self._pos + offset]
 
     def _length(self) -> int:
-        return int.from_bytes(self._buffer[3:5], "little")
+        return int.from_bytes(self._buffer[self._pos + 3 : self._pos + 5], "little")
 
     def _drop(self, count: int) -> None:
+        """Skip ``count`` bytes at the start; the candidate frame there, if any, is given up."""
         self.skipped += count
-        del self._buffer[:count]
+        self._pos += count
+        self._crc = None
+        if self._pos > 4096 and self._pos * 2 > len(self._buffer):
+            del self._buffer[: self._pos]
+            self._pos = 0
 
     def _decode(self) -> list[Frame | FrameError]:
         results: list[Frame | FrameError] = []
         while True:
-            start = self._buffer.find(SYNC)
-            if start < 0:
-                # keep a trailing first SYNC byte: its partner may be in the next read
-                keep = 1 if self._buffer.endswith(SYNC[:1]) else 0
-                self._drop(len(self._buffer) - keep)
+            if self._crc is None:
+                found = self._buffer.find(SYNC, self._pos)
+                if found < 0:
+                    # keep a trailing first SYNC byte: its partner may be in the next read
+                    keep = 1 if self.pending and self._buffer[-1] == SYNC[0] else 0
+                    self.work += self.pending
+                    self._drop(self.pending - keep)
+                    return results
+                self.work += found - self._pos + len(SYNC)
+                if found > self._pos:
+                    self._drop(found - self._pos)
+                if self.pending < HEADER_SIZE:
+                    return results
+                if self._length() > self.max_payload:
+                    results.append(FrameError(ErrorCode.OVERSIZED, self._byte(2), self._length()))
+                    self._drop(1)
+                    continue
+                self._crc, self._checked = 0xFFFF, len(SYNC)
+            length = self._length()
+            body_end = HEADER_SIZE + length
+            available = min(self.pending, body_end)
+            if available > self._checked:
+                start = self._pos + self._checked
+                self._crc = crc16(self._buffer[start : self._pos + available], self._crc)
+                self.work += available - self._checked
+                self._checked = available
+            end = body_end + TRAILER_SIZE
+            if self.pending < end:
                 return results
-            self._drop(start)
-            if len(self._buffer) < HEADER_SIZE:
-                return results
-            command, length = self._buffer[2], self._length()
-            if length > self.max_payload:
-                results.append(FrameError(ErrorCode.OVERSIZED, command, length))
+            trailer = self._buffer[self._pos + body_end : self._pos + end]
+            if self._crc != int.from_bytes(trailer, "little"):
+                results.append(FrameError(ErrorCode.BAD_CRC, self._byte(2), length))
                 self._drop(1)
                 continue
-            end = HEADER_SIZE + length + TRAILER_SIZE
-            if len(self._buffer) < end:
-                return results
-            body = bytes(self._buffer[2 : HEADER_SIZE + length])
-            if crc16(body) != int.from_bytes(self._buffer[end - 2 : end], "little"):
-                results.append(FrameError(ErrorCode.BAD_CRC, command, length))
-                self._drop(1)
-                continue
-            results.append(Frame(command, body[3:]))
-            del self._buffer[:end]
+            payload = bytes(self._buffer[self._pos + HEADER_SIZE : self._pos + body_end])
+            results.append(Frame(self._byte(2), payload))
+            self.skipped -= end  # a good frame's bytes are not skipped ones
+            self._drop(end)
 
 
 def decode_frames(data: bytes, max_payload: int = MAX_LENGTH) -> list[Frame | FrameError]:
@@ -403,8 +448,10 @@ class ErrorReply:
 
     @classmethod
     def decode(cls, payload: bytes) -> ErrorReply:
-        if len(payload) != 2:
-            raise ProtocolError(f"an ERROR reply must hold 2 bytes, not {len(payload)}")
+        if len(payload) != ERROR_REPLY_SIZE:
+            raise ProtocolError(
+                f"an ERROR reply must hold {ERROR_REPLY_SIZE} bytes, not {len(payload)}"
+            )
         return cls(payload[0], payload[1])
 
 

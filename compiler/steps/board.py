@@ -177,4 +177,4 @@ def pack(state: BuildState) -> None:
     final = state.out_dir / build.board.bitstream_name
     os.replace(packed, final)
     state.bitstream = final
-    state.say(f"wrote {final}")
+    state.say(f"made {state.recorded(final)}")

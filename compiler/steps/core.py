@@ -104,7 +104,7 @@ def verilog(state: BuildState) -> None:
 
     text = amaranth_verilog.convert(state.lowered.network, name=CORE_NAME, emit_src=False)
     state.verilog = write_atomic(state.out_dir / "core.v", text)
-    state.say(f"wrote {state.verilog}")
+    state.say(f"made {state.recorded(state.verilog)}")
 
 
 def check(state: BuildState) -> None:

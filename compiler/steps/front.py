@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from compiler.artifacts import SweepPoint
 from compiler.console import percent, table
+from compiler.datasets import check_labels
 from compiler.frontend.convert import to_graph
 from compiler.frontend.modelfile import load_model
 from compiler.frontend.summary import predict, summarize
@@ -34,8 +35,10 @@ def summarize_model(state: BuildState) -> None:
     summary = summarize(loaded.model, loaded.input_shape)
     accuracy = None
     if len(data.test):
-        state.float_predictions = predict(loaded, data.test).argmax(axis=1)
+        outputs = predict(loaded, data.test)
+        state.float_predictions = outputs.argmax(axis=1)
         if data.test_labels is not None:
+            check_labels(data.test_labels, outputs.shape[1], data.test_source)
             accuracy = float((state.float_predictions == data.test_labels).mean())
     state.model = replace(summary, float_accuracy=accuracy)
     rows = [["layer", "type", "in", "out", "factors", "params", "MACs", "dense params", "saved"]]
@@ -144,4 +147,4 @@ def sweep(state: BuildState) -> None:
             state.out_dir / "accuracy_vs_bits.png",
             f"{state.model_path.name}: accuracy against bit width",
         )
-        state.say(f"wrote {plot}")
+        state.say(f"made {state.recorded(plot)}")

@@ -46,6 +46,9 @@ class BoardBuild:
 
 @dataclass(eq=False)
 class BuildState:
+    """One build: the command, model and options, the folder the steps write into
+    (``out_dir``), the steps planned, and each step's products."""
+
     command: str
     model_path: Path
     options: Options
@@ -78,6 +81,27 @@ class BuildState:
     bitstream: Path | None = None
 
     seconds: dict[str, float] = field(default_factory=dict)
+    # where the records say the files are: the folder the work will be moved to, when it is not
+    # out_dir itself (see compiler.folders)
+    record_dir: Path | None = None
+
+    def relocate(self, root: Path) -> None:
+        """The steps' files were moved from ``out_dir`` to ``root``: follow them."""
+        old = self.out_dir
+
+        def moved(path: Path | None) -> Path | None:
+            return None if path is None else root / Path(path).relative_to(old)
+
+        self.verilog, self.bitstream = moved(self.verilog), moved(self.bitstream)
+        if self.board_build is not None:
+            self.board_build.workdir = moved(self.board_build.workdir)
+        self.out_dir, self.record_dir = root, None
+
+    def recorded(self, path: Path) -> str:
+        """``path`` (under ``out_dir``) as the records name it."""
+        if self.record_dir is None:
+            return str(path)
+        return str(self.record_dir / Path(path).relative_to(self.out_dir))
 
     def will_run(self, step: str) -> bool:
         return step in self.plan

@@ -1,6 +1,7 @@
 """The host driver against the host link and a real network core in the Amaranth simulator."""
 
 import itertools
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -89,3 +90,78 @@ def test_wrong_width_and_silent_link_are_clear_errors(board):
 
     with pytest.raises(LinkError, match="no reply to PING before the link's timeout"):
         HostDriver(interface, graph.preprocessing, Silent()).ping()
+
+
+class Noisy:
+    """A transport that puts ``noise`` on the line before each reply of ``inner``."""
+
+    def __init__(self, inner, noise: bytes):
+        self.inner, self.noise, self.pending = inner, noise, b""
+
+    def write(self, data):
+        self.pending = self.noise
+        self.inner.write(data)
+
+    def read(self, size):
+        if self.pending:
+            out, self.pending = self.pending[:size], self.pending[size:]
+            return out
+        return self.inner.read(size)
+
+
+def test_driver_resynchronises_after_garbage_and_spurious_frames_before_a_reply(board):
+    """Noise before each reply: random bytes, a header claiming a 64 KB payload, a frame with a
+    bad CRC and a well-formed reply to another command; the driver skips them all."""
+    graph, x, _, sim, interface = board
+    stale = protocol.encode_frame(protocol.Command.PING.reply, b"stale")
+    bad = bytearray(protocol.encode_frame(protocol.Command.INFER.reply, b"\x01\x02\x03\x04"))
+    bad[-1] ^= 0xFF
+    noise = b"\x13\x37" + protocol.SYNC + b"\x82\xff\xff" + bytes(bad) + stale + b"\xa5"
+    driver = HostDriver(interface, graph.preprocessing, Noisy(sim, noise))
+    x_int = quantize_input(graph, x[30:33])
+    np.testing.assert_array_equal(driver.infer_integers(x_int), run_integer(graph, x_int).output)
+    assert driver.skipped >= 3 * len(noise) - 3
+
+
+def test_driver_gives_up_within_its_deadline_on_a_line_that_never_stops(board):
+    graph, _, _, _, interface = board
+
+    class Babbling:
+        """Sends fake frame starts forever."""
+
+        def write(self, data):
+            pass
+
+        def read(self, size):
+            return (protocol.SYNC + b"\x81\x40\x00")[:size] * 1
+
+    driver = HostDriver(interface, graph.preprocessing, Babbling(), deadline_s=0.3)
+    start = time.monotonic()
+    with pytest.raises(LinkError, match=r"no reply to PING within 0\.3 s: the line carried"):
+        driver.ping()
+    assert time.monotonic() - start < 2.0
+
+
+@pytest.mark.parametrize("max_payload", [2, 40, 1000])
+def test_decoder_work_per_byte_is_bounded_by_the_payload_limit(max_payload):
+    """Adversarial streams: back-to-back SYNCs, headers of the longest allowed frame whose CRC
+    never matches, oversized headers. The bytes examined stay within (max_payload + 7) per byte
+    received, and the decoder keeps no more than one frame's bytes."""
+    rng = np.random.default_rng(max_payload)
+    longest = max_payload.to_bytes(2, "little")
+    pieces = [
+        protocol.SYNC * 50,
+        (protocol.SYNC + b"\x82" + longest + bytes(max_payload) + b"\x00\x00") * 5,
+        (protocol.SYNC + b"\x82\xff\xff") * 50,
+        bytes(rng.integers(0, 256, 5000, dtype=np.uint8)),
+        (protocol.SYNC + b"\x82" + longest) * 100,
+    ]
+    decoder = protocol.FrameDecoder(max_payload=max_payload)
+    fed = 0
+    for piece in pieces * 3:
+        for k in range(0, len(piece), 97):
+            decoder.feed(piece[k : k + 97])
+            fed += len(piece[k : k + 97])
+            assert decoder.pending <= max_payload + 7
+    assert decoder.work <= (max_payload + 7) * fed
+    assert decoder.work >= fed // 2  # it did look at what arrived
