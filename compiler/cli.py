@@ -19,7 +19,7 @@ from boards.registry import ALIASES, BOARDS
 from compiler import __version__, pipeline
 from compiler.console import table
 from compiler.options import SIMULATORS, Options
-from debut.errors import CompilerError, OptionError
+from debut.errors import CompilerError, OptionError, ToolError
 
 __all__ = ["build_parser", "main"]
 
@@ -377,8 +377,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.run(args)
-    except CompilerError as exc:
+    except ToolError as exc:  # the tool's own last lines follow the error line
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except CompilerError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -125,11 +125,8 @@ def _labels(values: np.ndarray, path: str) -> np.ndarray:
     values = np.asarray(values)
     if values.dtype.kind in "iub":
         return values.astype(np.int64)
-    if (
-        values.dtype.kind == "f"
-        and np.isfinite(values).all()
-        and (values == np.round(values)).all()
-    ):
+    whole = values.dtype.kind == "f" and np.isfinite(values).all()
+    if whole and (values == np.round(values)).all() and (np.abs(values) < 2**31).all():
         return values.astype(np.int64)
     raise DatasetError(f"{path}: 'y' must hold integer class labels, not {values.dtype} values")
 

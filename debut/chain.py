@@ -12,7 +12,7 @@ sits at ``W_k[b*r*t + a*t + d, b*s*t + c*t + d]``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -45,7 +45,9 @@ class Factor:
     def checked(cls, spec: Sequence[int], index: int = 0) -> Factor:
         """Build a factor from ``[p, q, r, s, t]``, naming ``index`` in any error."""
         name = f"factor {index}"
-        values = list(spec) if isinstance(spec, Iterable) else spec
+        if isinstance(spec, np.ndarray) and spec.ndim == 1:
+            spec = spec.tolist()
+        values = list(spec) if isinstance(spec, (list, tuple)) else spec
         if (
             not isinstance(values, list)
             or len(values) != 5

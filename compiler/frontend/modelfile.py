@@ -144,7 +144,9 @@ def build_model(architecture: dict[str, Any]) -> nn.Sequential:
         if not isinstance(spec, dict) or "type" not in spec or "name" not in spec:
             raise ModelFormatError(f"layer {index} must be a dict with 'name' and 'type'")
         kwargs = {k: v for k, v in spec.items() if k not in ("name", "type")}
-        decode = _DECODERS.get(spec["type"])
+        if not all(isinstance(k, str) for k in kwargs):
+            raise ModelFormatError(f"layer {index}'s settings must be named by strings")
+        decode = _DECODERS.get(spec["type"]) if isinstance(spec["type"], str) else None
         if decode is None:
             raise ModelFormatError(
                 f"layer {spec['name']!r} has type {spec['type']!r}; supported types are "
@@ -154,8 +156,10 @@ def build_model(architecture: dict[str, Any]) -> nn.Sequential:
             modules[spec["name"]] = decode(**kwargs)
         except CompilerError as exc:
             raise ModelFormatError(f"layer {spec['name']!r}: {exc}") from exc
-        except (TypeError, ValueError) as exc:
-            raise ModelFormatError(f"layer {spec['name']!r} ({spec['type']}): {exc}") from exc
+        except (TypeError, ValueError, RuntimeError, OverflowError, ZeroDivisionError) as exc:
+            # the constructors of torch's layers check their arguments in many ways
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise ModelFormatError(f"layer {spec['name']!r} ({spec['type']}): {reason}") from exc
     return nn.Sequential(modules)
 
 
@@ -360,6 +364,11 @@ def _entry(data: dict, key: str, kind: type, path: Path, default=None):
     return value
 
 
+def _equal(value: Any, expected: str | int) -> bool:
+    """``value == expected`` for a value of any type read from a file (a tensor included)."""
+    return type(value) is type(expected) and value == expected
+
+
 def load_model(path: str | os.PathLike, *, trust_pickle: bool = False) -> LoadedModel:
     """Read a model file; errors say what is wrong with it and what to do. Every size is checked
     before anything is allocated (see ``MAX_ELEMENTS``)."""
@@ -373,13 +382,13 @@ def load_model(path: str | os.PathLike, *, trust_pickle: bool = False) -> Loaded
         return LoadedModel(
             model=model, path=path, architecture=None, input_shape=_guess_input_shape(model, path)
         )
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or not _equal(data.get("format"), FORMAT):
         raise ModelFormatError(
             f"{path} is not a {FORMAT} file (no 'format': {FORMAT!r} entry); save models with "
             "compiler.frontend.save_model, or pass a pickled nn.Module with --trust-pickle"
         )
     version = data.get("version")
-    if version != VERSION:
+    if not _equal(version, VERSION):
         raise ModelFormatError(
             f"{path} has format version {version!r}; this compiler reads version {VERSION}"
         )
