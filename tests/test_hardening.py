@@ -431,3 +431,28 @@ def test_run_saturates_inputs_outside_the_format_with_a_warning(tmp_path, capsys
     capsys.readouterr()
     assert main(["run", str(out), "--port", "sim", "--input", str(tmp_path / "big.npy")]) == 0
     assert "warning: 3 input value(s) lie outside the input format" in capsys.readouterr().out
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 200 KB file system (tmpfs), where the core's Verilog does not fit; skipped where this
+    user cannot mount one."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_fails_cleanly(full_disk, capsys):
+    out = full_disk / "b"
+    small = ROOT / "examples" / "digits_debut_small.pt"
+    args = ["build", str(small), "--dsp-budget", "8", "--stop-after", "verilog", "--out", str(out)]
+    fails_cleanly(capsys, args, "No space left on device; free space or choose another --out")
+    assert list(full_disk.iterdir()) == []
