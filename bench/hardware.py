@@ -144,19 +144,22 @@ def build(model: str, board: str, budget: int, out: Path, *, seed: int, synth: b
         built=bool(synth_s),
         **sim_speed(report),
     )
-    if not synth and row["ii"]:  # --no-synth: the rate at the board's default clock
-        clock = get_board(board).default_clock_mhz
-        rate = clock * 1e6 / row["ii"]
+    if not synth and row["ii"]:  # --no-synth: the estimate, and a rate at a fixed board clock
         row.update(
-            clock_mhz=clock,
-            inferences_per_s=rate,
-            inferences_per_s_per_dsp=rate / row["multipliers"],
-            macs_per_s=rate * row["macs"],
             dsp=estimate.get("dsp"),
             lut=estimate.get("lut"),
             ff=estimate.get("ff"),
             ebr=estimate.get("ebr"),
         )
+        clock = get_board(board).default_clock_mhz  # None: chosen from the routed design
+        if clock is not None:
+            rate = clock * 1e6 / row["ii"]
+            row.update(
+                clock_mhz=clock,
+                inferences_per_s=rate,
+                inferences_per_s_per_dsp=rate / row["multipliers"],
+                macs_per_s=rate * row["macs"],
+            )
     return row
 
 

@@ -117,8 +117,15 @@ class Harness(wiring.Component):
         m.submodules.link = link = self.link
         m.submodules.core = core = self.network
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
-        wiring.connect(m, rx.o, link.rx)
-        wiring.connect(m, link.tx, tx.i)
+        # registers between the UARTs and the link: the UARTs' bit timers and the link's frame
+        # logic would otherwise meet in one cycle (the harness's critical path once the core
+        # was fast)
+        m.submodules.from_uart = from_uart = StreamRegister(rx.o.payload.shape())
+        m.submodules.to_uart = to_uart = StreamRegister(tx.i.payload.shape())
+        wiring.connect(m, rx.o, from_uart.i)
+        wiring.connect(m, from_uart.o, link.rx)
+        wiring.connect(m, link.tx, to_uart.i)
+        wiring.connect(m, to_uart.o, tx.i)
         # registers on both streams between the link and the core: the link's self-test ROM
         # and frame logic on one side, the core's deserializer and serializer on the other
         m.submodules.to_core = to_core = StreamRegister(core.i.payload.shape())

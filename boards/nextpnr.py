@@ -16,6 +16,7 @@ A design that misses its target only reaches the routed summary when nextpnr run
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ __all__ = [
     "NEXTPNR_ECP5_TOOL",
     "ULX3S_LPF",
     "NextpnrReport",
+    "critical_path",
     "ecp5_device_flag",
     "find_nextpnr_ecp5",
     "parse_nextpnr_log",
@@ -307,3 +309,31 @@ def phase_reporter(
         progress(f"still {phase} ({elapsed:.0f} s)")
 
     return on_line, on_quiet
+
+
+def critical_path(report_file: Path, clock: str) -> dict | None:
+    """The critical path of ``clock`` from nextpnr's JSON report (``--report``): where it starts
+    and ends (``cell/port``), its delay in ns, split into cell and routing delay, and the number
+    of cells it passes through. None when the report has no path of that clock."""
+    try:
+        data = json.loads(Path(report_file).read_text())
+    except (OSError, ValueError):
+        return None
+    for path in data.get("critical_paths", []):
+        if clock not in str(path.get("to", "")):
+            continue
+        segments = path.get("path") or []
+        if not segments:
+            continue
+        start, end = segments[0]["from"], segments[-1]["to"]
+        logic = sum(s["delay"] for s in segments if s.get("type") != "routing")
+        routing = sum(s["delay"] for s in segments if s.get("type") == "routing")
+        return {
+            "from": f"{start['cell']}/{start['port']}",
+            "to": f"{end['cell']}/{end['port']}",
+            "delay_ns": logic + routing,
+            "logic_ns": logic,
+            "routing_ns": routing,
+            "cells": len({s["to"]["cell"] for s in segments if s.get("type") == "logic"}),
+        }
+    return None

@@ -40,6 +40,7 @@ __all__ = [
     "PLLConfig",
     "add_pll_domain",
     "ecp5_pll",
+    "ecp5_pll_frequencies",
 ]
 
 # inclusive ranges (MHz for frequencies)
@@ -196,6 +197,27 @@ def ecp5_pll(
         f_vco_mhz=float(f_out * clkop_div),
         f_pfd_mhz=float(f_pfd),
     )
+
+
+def ecp5_pll_frequencies(f_in_mhz: float) -> list[float]:
+    """Every CLKOP frequency the PLL makes from ``f_in_mhz`` (MHz, ascending): the clocks a
+    build may choose among (from a 25 MHz oscillator, the multiples of 12.5 MHz)."""
+    f_in = _exact(f_in_mhz)
+    pfd_lo, pfd_hi = _widened(*F_PFD_RANGE_MHZ)
+    out_lo, out_hi = _widened(*F_OUT_RANGE_MHZ)
+    vco_lo, vco_hi = _widened(*F_VCO_RANGE_MHZ)
+    found = set()
+    for clki_div in range(CLKI_DIV_RANGE[0], CLKI_DIV_RANGE[1] + 1):
+        f_pfd = f_in / clki_div
+        if not pfd_lo <= f_pfd <= pfd_hi:
+            continue
+        for clkfb_div in range(CLKFB_DIV_RANGE[0], CLKFB_DIV_RANGE[1] + 1):
+            f_out = f_pfd * clkfb_div
+            op_lo = max(math.ceil(vco_lo / f_out), CLKOP_DIV_RANGE[0])
+            op_hi = min(math.floor(vco_hi / f_out), CLKOP_DIV_RANGE[1])
+            if out_lo <= f_out <= out_hi and op_lo <= op_hi:
+                found.add(f_out)
+    return [float(f) for f in sorted(found)]
 
 
 class ECP5PLL(wiring.Component):

@@ -14,9 +14,6 @@ from debut.errors import BoardError
 __all__ = ["ALIASES", "BOARDS", "Board", "board_names", "get_board"]
 
 
-DEFAULT_ECP5_CLOCK_MHZ = 37.5
-
-
 @dataclass(frozen=True)
 class Board:
     name: str
@@ -29,7 +26,9 @@ class Board:
     ebr: int  # block RAMs (ECP5 DP16KD, 18 Kb; iCE40 4 Kb)
     clock_mhz: float  # board oscillator
     platform: str  # the amaranth-boards platform class, "module:Class"
-    default_clock_mhz: float  # the design clock `build` aims for unless told otherwise
+    # the design clock `build` uses unless told otherwise; None: chosen from the routed design
+    # (the fastest the board's PLL makes that it meets: see compiler/steps/board.py)
+    default_clock_mhz: float | None
     loader_board: str  # openFPGALoader's name for the board (-b)
 
     @property
@@ -65,7 +64,7 @@ BOARDS = {
             lut=12_000,
             ebr=32,
             clock_mhz=25.0,
-            default_clock_mhz=DEFAULT_ECP5_CLOCK_MHZ,
+            default_clock_mhz=None,
             loader_board="ulx3s",
         ),
         Board(
@@ -79,7 +78,7 @@ BOARDS = {
             lut=24_288,
             ebr=56,
             clock_mhz=25.0,
-            default_clock_mhz=DEFAULT_ECP5_CLOCK_MHZ,
+            default_clock_mhz=None,
             loader_board="ulx3s",
         ),
         Board(
@@ -93,7 +92,7 @@ BOARDS = {
             lut=43_848,
             ebr=108,
             clock_mhz=25.0,
-            default_clock_mhz=DEFAULT_ECP5_CLOCK_MHZ,
+            default_clock_mhz=None,
             loader_board="ulx3s",
         ),
         Board(
@@ -107,7 +106,7 @@ BOARDS = {
             lut=83_640,
             ebr=208,
             clock_mhz=25.0,
-            default_clock_mhz=DEFAULT_ECP5_CLOCK_MHZ,
+            default_clock_mhz=None,
             loader_board="ulx3s",
         ),
         Board(

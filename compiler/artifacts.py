@@ -37,6 +37,8 @@ __all__ = [
     "ArtifactsSection",
     "BoardRecord",
     "CellUse",
+    "ClockPass",
+    "CriticalPath",
     "HardwareSection",
     "LayerRecord",
     "LayerSummary",
@@ -178,6 +180,27 @@ class SelftestSummary:
 
 
 @dataclass(frozen=True)
+class ClockPass:
+    """One place-and-route pass of a board build: the clock it aimed at and the Fmax reached."""
+
+    target_mhz: float
+    fmax_mhz: float
+    met: bool
+
+
+@dataclass(frozen=True)
+class CriticalPath:
+    """The slowest path of the design clock, as nextpnr reports it."""
+
+    start: str = field(metadata={"json": "from"})  # cell/port
+    end: str = field(metadata={"json": "to"})
+    delay_ns: float
+    logic_ns: float
+    routing_ns: float
+    cells: int
+
+
+@dataclass(frozen=True)
 class SynthSection:
     board: str
     device: str
@@ -200,6 +223,10 @@ class SynthSection:
     rtl_check: SimSection | None = None
     netlist_check: SimSection | None = None
     logs: dict[str, str] = field(default_factory=dict)
+    clock_mode: str = "fixed"  # "auto": chosen from the routed design
+    clock_reason: str = ""
+    clock_passes: tuple[ClockPass, ...] = ()
+    critical_path: CriticalPath | None = None
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,13 @@ def _options(args: argparse.Namespace, **extra) -> Options:
     return Options(**{**values, **extra})
 
 
+def _clock(text: str) -> float | None:
+    """``--clock-mhz``: a frequency, or ``auto`` (None)."""
+    if text.strip().lower() == "auto":
+        return None
+    return float(text)
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     pipeline.run("inspect", args.model, _options(args), out=args.out)
     return 0
@@ -117,7 +124,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise OptionError("--clock-mhz and --netlist-sim need synthesis; drop --no-synth")
     state = pipeline.run("build", args.model, _options(args), out=args.out, stop_after=stop_after)
     if state.bitstream is not None:
-        print(f"flash it with: python -m compiler flash {state.record_dir}")
+        print(f"flash it with: python -m compiler flash {state.out_dir}")
     return 0
 
 
@@ -277,10 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument(
         "--clock-mhz",
-        type=float,
-        metavar="F",
-        help="design clock (default: the board's, 37.5 MHz on the ULX3S; the PLL's nearest "
-        "frequency is used and reported)",
+        type=_clock,
+        metavar="F|auto",
+        help="design clock in MHz, exactly (the PLL must make it within 0.5%%), or 'auto': the "
+        "fastest clock the PLL makes that the routed design meets (the default on the ULX3S; "
+        "the iCEBreaker runs at its 12 MHz oscillator)",
     )
     build.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     build.add_argument(

@@ -14,9 +14,16 @@ from boards.registry import Board, board_names, get_board
 from debut.errors import BoardError, OptionError
 from debut.fixed import MAX_WIDTH, MIN_WIDTH
 
-__all__ = ["SIMULATORS", "Options"]
+__all__ = ["AUTO_FIRST_MHZ", "AUTO_MARGIN", "AUTO_PASSES", "SIMULATORS", "Options"]
 
 SIMULATORS = ("icarus", "verilator")
+# The automatic clock (boards whose default clock is None, the ECP5 ones): place and route at an
+# ambitious first target; when it is missed, again at the fastest clock the PLL makes that the
+# achieved Fmax meets with a margin (nextpnr's Fmax is its timing model's estimate), at most
+# AUTO_PASSES times in all.
+AUTO_FIRST_MHZ = 125.0
+AUTO_MARGIN = 0.02
+AUTO_PASSES = 3
 MAX_SEED = 2**31 - 1
 
 
@@ -32,7 +39,8 @@ class Options:
     and labels 'y' instead of the model's data set), ``trust_pickle``. Hardware: ``board``,
     ``dsp_budget`` (default: all the board's DSPs), ``target_ii``. Board build: ``clock_mhz``
     (default: the board's), ``seed`` (nextpnr's), ``netlist_vectors`` (0: no netlist check),
-    ``baud`` (default: the protocol's). Simulation (``sim``): ``vectors``, ``simulator``,
+    ``baud`` (default: the protocol's). ``clock_mhz`` None on a board whose default clock is None
+    (the ECP5 ones) is the automatic clock. Simulation (``sim``): ``vectors``, ``simulator``,
     ``waves``, ``sim_seed``. ``sweep_bits``: the bit widths of ``quantize``'s accuracy sweep.
     """
 
@@ -131,7 +139,7 @@ class Options:
         from boards.link.protocol import DEFAULT_BAUD
         from boards.link.uart import uart_divisor
 
-        requested = board.default_clock_mhz if self.clock_mhz is None else self.clock_mhz
+        requested = self.clock_mhz or board.default_clock_mhz or AUTO_FIRST_MHZ
         try:
             clock = clock_plan(board, requested)
         except BoardError as exc:

@@ -32,6 +32,8 @@ from compiler.artifacts import (
     ArtifactsSection,
     BoardRecord,
     CellUse,
+    ClockPass,
+    CriticalPath,
     Manifest,
     QuantSection,
     Report,
@@ -354,6 +356,16 @@ def _synth_section(state: BuildState) -> SynthSection:
             "yosys": state.recorded(build.workdir / "yosys.log"),
             "nextpnr": state.recorded(build.workdir / "nextpnr.log"),
         },
+        clock_mode="auto" if build.auto_clock else "fixed",
+        clock_reason=build.clock_reason,
+        clock_passes=tuple(ClockPass(**p) for p in build.passes),
+        critical_path=None
+        if build.critical_path is None
+        else CriticalPath(
+            start=build.critical_path["from"],
+            end=build.critical_path["to"],
+            **{k: v for k, v in build.critical_path.items() if k not in ("from", "to")},
+        ),
     )
 
 

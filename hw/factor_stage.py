@@ -11,13 +11,13 @@ order, and all ``r`` outputs of a group read the same ones. The input buffer kee
 inputs together and rotates them by one element per step, so multiplier ``m`` always reads position
 ``(m*II) mod s`` of a group: its only input selection is among the few groups its chunk touches.
 Each step's weights and group indices come from one ROM word (EBR or LUTs, as Yosys sees fit), read
-a step ahead. An output split across two chunks is finished by the earlier chunk's multiplier,
-starting from the later chunk's sum (a carry register) when that is ready in time (``II >= s +
-2``); otherwise from one partial sum per chunk, added up at the end. The first run of an output
-loads its accumulator with ``bias + round`` (the round-half-up constant, which commutes with ReLU),
-so each requantiser is only shift, ReLU and saturation. Every decode of the step is made early
-into a register: finished runs a cycle ahead, an accumulator's start and initial value two
-cycles ahead (a flag per distinct value, then the OR of the flagged values).
+two steps ahead into a register. An output split across two chunks is finished by the earlier
+chunk's multiplier, starting from the later chunk's sum (a carry register) when that is ready in
+time (``II >= s + 2``); otherwise from one partial sum per chunk, added up at the end. The first
+run of an output loads its accumulator with ``bias + round`` (the round-half-up constant, which
+commutes with ReLU), so each requantiser is only shift, ReLU and saturation. Every decode of the
+step is made early into a register: finished runs a cycle ahead, an accumulator's start and
+initial value two cycles ahead (a flag per distinct value, then the OR of the flagged values).
 
 Control: the multipliers are grouped into clusters of at most ``CLUSTER_MULTIPLIERS``, and each
 cluster has its own sequencer: a copy of the issue state, the valid and step pipelines, the queue
@@ -373,7 +373,8 @@ class FactorStage(wiring.Component):
             + self.queue_depth * f.p * w_out  # output queue slots
             # start and init registers, their decoded flags, finished-run flags
             + (mults * (2 + w_acc) + 2 * sum(len(m) for m in self.runs()) if ii > 1 else 0)
-            + 5 * step_bits  # step, its pipeline copies and the ROM address
+            + 6 * step_bits  # step, its pipeline copies and the ROM address
+            + (sum(w_w + idx_bits for *_, idx_bits in plans) if ii > 1 else 0)  # ROM words
             + 9
             + 5 * depth_bits  # control, queue pointers and the decoded step flags
             # every further sequencer: issue state, valid and step pipelines, queue pointers
@@ -529,7 +530,8 @@ class FactorStage(wiring.Component):
         # ---- operands: multiplier mu takes product mu*II + j in step j ----------------------
         # Folded stages read a ROM word per step (one ROM per sequencer) holding, for every
         # multiplier, its weight and the index of its group among the groups its chunk
-        # touches; the word for the next step is prefetched, so the ROM adds no latency. A
+        # touches; each word is read two cycles ahead into a register (see _Sequencer), so the
+        # ROM adds no latency and no path runs from a block RAM's output to the operands. A
         # fully parallel stage (II = 1) is plain wiring to constants.
         # a_in/b_in: the operands of the step being issued, registered every cycle in the
         # operand registers (the DSP's own input registers with dsp="MULT18X18D"); products
@@ -559,12 +561,14 @@ class FactorStage(wiring.Component):
                 rom = Memory(shape=unsigned(sum(fields)), depth=ii, init=words)
                 m.submodules[f"rom{seq.index}"] = rom
                 rd = rom.read_port()
-                m.d.comb += rd.addr.eq(seq.next_address)
+                word = Signal(unsigned(sum(fields)), name=f"word{seq.index}", reset_less=True)
+                m.d.comb += rd.addr.eq(seq.address)
+                m.d.sync += word.eq(rd.data)
                 offset = 0
                 for mu, width in zip(members, fields, strict=True):
                     groups_mu, tap = plans[mu][0], plans[mu][1]
-                    weight = rd.data[offset : offset + w_bits].as_signed()
-                    idx = rd.data[offset + w_bits : offset + width]
+                    weight = word[offset : offset + w_bits].as_signed()
+                    idx = word[offset + w_bits : offset + width]
                     offset += width
                     taps = [x_buf[position(g, tap)] for g in groups_mu]
                     m.d.comb += [b_in[mu].eq(weight), a_in[mu].eq(taps[0])]
@@ -681,7 +685,9 @@ class _Sequencer:
     def __init__(self, m: Module, index: int, ii: int, depth: int, in_valid, room_next) -> None:
         self.index = index
         name = f"c{index}"
-        self.ready = Signal(init=1, name=f"ready_{name}")  # a register, from the next state
+        # a register, from the next state; 0 in the cycle after reset, when the ROM's
+        # two-cycle read has not yet brought step 0's word
+        self.ready = Signal(init=0, name=f"ready_{name}")
         self.accept = in_valid & self.ready
         self.full = Signal(name=f"full_{name}")
         self.step = Signal(range(ii), name=f"step_{name}")
@@ -697,12 +703,23 @@ class _Sequencer:
             # taken in the last issue cycle) and once the queue has room
             self.ready.eq(Mux(self.accept, ii == 1, ~going | (self.step == ii - 2)) & room_next),
         ]
-        # the ROM address: the word of the step after the one issued next, read a cycle ahead;
-        # a register itself, so the ROM's address lines come straight from flip-flops
-        self.next_address = Signal(range(ii), name=f"rom_addr_{name}")
-        m.d.sync += self.next_address.eq(
-            Mux(self.accept, 1 % ii, Mux(going & (self.step != ii - 2), self.step + 2, 0))
+        # The ROM address. A step's word is read two cycles ahead of its issue (the ROM's own
+        # read register, then a register of the word in fabric, so no path starts at the slow
+        # output of a block RAM): in the cycle that issues step j the address is that of step
+        # j + 2 (mod II), so the last step but one addresses the next vector's step 0 and an
+        # idle stage keeps step 0's word ready. Only in the cycle of the last step (or an idle
+        # one) is the next vector's step 1 not yet known to be wanted: the input transfer then
+        # selects it, at the last level of logic before the ROM's address lines.
+        self.address = Signal(range(ii), name=f"rom_addr_{name}")
+        held = Signal(range(ii), name=f"rom_held_{name}")
+        m.d.sync += held.eq(
+            Mux(
+                self.accept,
+                2 % ii,
+                Mux(going & (self.step != ii - 2), (self.step + 3) % ii, 0),
+            )
         )
+        m.d.comb += self.address.eq(Mux(self.accept, 1 % ii, held))
 
         self.valid = [self.full] + [Signal(name=f"v{n}_{name}") for n in range(1, 4)]
         self.steps = [self.step] + [

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from boards.pll import ecp5_pll_frequencies
 from compiler.cli import main
+from compiler.options import AUTO_FIRST_MHZ
 from tests.test_cli import tiny_model  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.synth
@@ -55,7 +57,18 @@ def test_ulx3s_12f_build_matches_estimate_and_netlist(tiny_model, calib, tmp_pat
     report = json.loads((out / "report.json").read_text())
     synth, estimate = report["synth"], report["synth"]["estimate"]
     used = {cell: v["used"] for cell, v in synth["utilization"].items()}
-    assert synth["timing_met"] and synth["fmax_mhz"] >= synth["clock_mhz"] == 37.5
+    # the automatic clock: the first target met, or the fastest PLL clock below the Fmax
+    # reached there, less the margin; a bitstream always meets its clock
+    clock, passes = synth["clock_mhz"], synth["clock_passes"]
+    assert synth["clock_mode"] == "auto" and synth["timing_met"]
+    assert synth["fmax_mhz"] >= clock == passes[-1]["target_mhz"] and passes[-1]["met"]
+    assert passes[0]["target_mhz"] == AUTO_FIRST_MHZ
+    if len(passes) > 1:
+        below = [f for f in ecp5_pll_frequencies(25.0) if f <= passes[0]["fmax_mhz"] * 0.98]
+        assert clock == below[-1]
+    path = synth["critical_path"]
+    assert path["delay_ns"] == pytest.approx(path["logic_ns"] + path["routing_ns"])
+    assert 1000 / path["delay_ns"] == pytest.approx(synth["fmax_mhz"], rel=0.05)
     assert used["MULT18X18D"] == estimate["dsp"] == report["hardware"]["multipliers"] == 8
     assert abs(used.get("DP16KD", 0) - estimate["ebr"]) <= 1
     assert used["TRELLIS_COMB"] == pytest.approx(estimate["lut"], rel=0.25)
@@ -64,7 +77,7 @@ def test_ulx3s_12f_build_matches_estimate_and_netlist(tiny_model, calib, tmp_pat
     assert synth["netlist_check"]["mismatches"] == 0 and synth["netlist_check"]["vectors"] == 300
     assert report["artifacts"]["bitstream"] == str(bitstream)
     assert report["throughput"]["inferences_per_s"] == pytest.approx(
-        37.5e6 / report["hardware"]["ii_cycles"]
+        clock * 1e6 / report["hardware"]["ii_cycles"]
     )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["board"]["board"] == "ulx3s-12f"
@@ -113,6 +126,7 @@ def test_digits_debut_build_fills_the_ulx3s_12f(tmp_path):
     out = tmp_path / "digits"
     model = ROOT / "examples" / "digits_debut.pt"
     args = ["build", str(model), "--board", "ulx3s-12f", "--out", str(out), "--netlist-sim", "4"]
+    args += ["--clock-mhz", "37.5"]  # one place and route pass: the automatic clock is tested above
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     synth, estimate = report["synth"], report["synth"]["estimate"]

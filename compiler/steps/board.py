@@ -14,18 +14,29 @@ from boards.flow import constraints_name, routed_name, write_design
 from boards.flow import pack as pack_bitstream
 from boards.harness import BoardTop, clock_plan
 from boards.link.protocol import DEFAULT_BAUD, selftest_checksum
-from boards.nextpnr import parse_nextpnr_log, phase_reporter, place_and_route
+from boards.nextpnr import critical_path, parse_nextpnr_log, phase_reporter, place_and_route
 from boards.tools import tool_failure
 from boards.yosys import synthesize
 from compiler.console import table
 from compiler.golden import run_integer
 from compiler.lower import CORE_NAME
+from compiler.options import AUTO_FIRST_MHZ, AUTO_MARGIN, AUTO_PASSES
 from compiler.steps.core import selftest_vectors
 from compiler.steps.state import BoardBuild, BuildState
 from compiler.verification import check_core, input_vectors
 from debut.errors import TimingError
 
-__all__ = ["harness", "netlist", "pack", "pnr", "synth"]
+__all__ = [
+    "AUTO_FIRST_MHZ",
+    "AUTO_MARGIN",
+    "AUTO_PASSES",
+    "harness",
+    "netlist",
+    "pack",
+    "pnr",
+    "synth",
+]
+
 
 # After synthesis of the core alone: its netlist as mapped (core_netlist.v), then the same netlist
 # with every logic cell replaced by Yosys's own simulation model of it (core_netlist_sim.v): the
@@ -43,29 +54,52 @@ NETLIST_SCRIPT = (
 
 def harness(state: BuildState) -> None:
     """The board top: PLL, UART host link with the self-test ROM, the core, LEDs; written as
-    RTLIL with the board's pin constraints."""
+    RTLIL with the board's pin constraints. With the automatic clock, the first target is
+    ``AUTO_FIRST_MHZ``."""
     from compiler.artifacts import weights_hash
 
     options = state.options
     board = options.target_board
     graph = state.quantized.graph
-    requested = board.default_clock_mhz if options.clock_mhz is None else options.clock_mhz
-    clock = clock_plan(board, requested)
+    auto = options.clock_mhz is None and board.default_clock_mhz is None
+    if auto:
+        requested = AUTO_FIRST_MHZ
+    else:
+        requested = board.default_clock_mhz if options.clock_mhz is None else options.clock_mhz
     baud = DEFAULT_BAUD if options.baud is None else options.baud
     selftest = selftest_vectors(state)
     checksum = selftest_checksum(run_integer(graph, selftest).output, graph.output_format)
     design_id = int(weights_hash(graph)[:8], 16)
+    build = BoardBuild(
+        board,
+        clock_plan(board, requested),
+        baud,
+        selftest,
+        checksum,
+        design_id,
+        state.out_dir / "bitstream",
+        auto_clock=auto,
+    )
+    state.board_build = build
+    _write_top(state, build)
+
+
+def _write_top(state: BuildState, build: BoardBuild) -> None:
+    clock, board = build.clock, build.board
     top = BoardTop(
-        state.lowered.network, clock=clock, selftest=selftest, design_id=design_id, baud=baud
+        state.lowered.network,
+        clock=clock,
+        selftest=build.selftest,
+        design_id=build.design_id,
+        baud=build.baud,
     )
     if clock.pll is not None:
         state.say(
             f"clock: {clock.f_mhz:g} MHz from the {board.clock_mhz:g} MHz oscillator (PLL "
             f"CLKI/{clock.pll.clki_div} FB x{clock.pll.clkfb_div} OP/{clock.pll.clkop_div})"
+            + (" (automatic: a first target)" if build.auto_clock and not build.passes else "")
         )
-    workdir = state.out_dir / "bitstream"
-    write_design(top, platform=board.make_platform(), board=board, workdir=workdir)
-    state.board_build = BoardBuild(board, clock, baud, selftest, checksum, design_id, workdir)
+    write_design(top, platform=board.make_platform(), board=board, workdir=build.workdir)
 
 
 def synth(state: BuildState) -> None:
@@ -78,8 +112,68 @@ def synth(state: BuildState) -> None:
 
 def pnr(state: BuildState) -> None:
     """nextpnr at the design clock (fixed seed); a missed clock is an error, with nextpnr's
-    report kept for the report."""
-    options, build = state.options, state.board_build
+    report kept for the report. With the automatic clock, a missed first target is not an
+    error: the board top is made again at the fastest clock the PLL makes that the achieved
+    Fmax meets with ``AUTO_MARGIN`` to spare, and synthesised, placed and routed again, at
+    most ``AUTO_PASSES`` times in all."""
+    build = state.board_build
+    while True:
+        report = _place_and_route(state)
+        met = report.all_timing_met
+        fmax = report.main_fmax_mhz
+        build.passes.append({"target_mhz": build.clock.f_mhz, "fmax_mhz": fmax, "met": met})
+        if met:
+            break
+        slower = _slower_clock(build, fmax) if build.auto_clock else None
+        if slower is None or len(build.passes) >= AUTO_PASSES:
+            raise TimingError(
+                f"timing not met: {report.main_clock} reached {fmax:.1f} MHz of the "
+                f"{build.clock.f_mhz:g} MHz asked (nextpnr seed {state.options.seed}; log "
+                f"{build.workdir / 'nextpnr.log'}); no bitstream written. Rebuild with "
+                f"--clock-mhz {max(1, int(fmax))}, or a smaller --dsp-budget"
+            )
+        state.say(
+            f"{fmax:.1f} MHz reached, {build.clock.f_mhz:g} MHz missed: again at {slower.f_mhz:g} "
+            f"MHz, the fastest the PLL makes below {fmax * (1 - AUTO_MARGIN):.1f} MHz"
+        )
+        build.clock = slower
+        _write_top(state, build)
+        synth(state)
+    if not build.auto_clock:
+        why = "the clock asked for"
+    elif len(build.passes) == 1:
+        why = "the automatic clock's first target, met"
+    else:
+        tried = build.passes[-2]
+        why = (
+            f"the fastest PLL clock below the {tried['fmax_mhz']:.1f} MHz reached at "
+            f"{tried['target_mhz']:g} MHz, less {AUTO_MARGIN:.0%}"
+        )
+    build.clock_reason = why
+    state.say(f"clock {build.clock.f_mhz:g} MHz met (Fmax {fmax:.1f} MHz; {why})")
+
+
+def _slower_clock(build: BoardBuild, fmax: float):
+    """The fastest clock the board's PLL makes that ``fmax`` meets with ``AUTO_MARGIN`` to spare
+    and the UART's baud rate can run at, below the clock just tried; None when there is none."""
+    from boards.link.uart import uart_divisor
+    from boards.pll import ecp5_pll_frequencies
+
+    board = build.board
+    limit = min(fmax * (1 - AUTO_MARGIN), build.clock.f_mhz - 1e-9)
+    for f in reversed(ecp5_pll_frequencies(board.clock_mhz)):
+        if f > limit:
+            continue
+        try:
+            uart_divisor(f * 1e6, build.baud)
+        except ValueError:
+            continue
+        return clock_plan(board, f)
+    return None
+
+
+def _place_and_route(state: BuildState):
+    build, options = state.board_build, state.options
     board = build.board
     state.say(f"nextpnr for {board.device} at {build.clock.f_mhz:g} MHz (seed {options.seed})")
     on_line, on_quiet = phase_reporter(state.say)
@@ -100,6 +194,7 @@ def pnr(state: BuildState) -> None:
         raise tool_failure("nextpnr", status, build.workdir / "nextpnr.log", log)
     report = parse_nextpnr_log(log)
     build.nextpnr = report
+    build.critical_path = critical_path(build.workdir / "nextpnr-report.json", report.main_clock)
     estimate = state.board_estimate
     rows = [["resource", "used", "available", "estimate"]]
     for cell, key in (
@@ -122,15 +217,13 @@ def pnr(state: BuildState) -> None:
             )
     for line in table(rows, right={1, 2, 3}):
         state.say(f"  {line}")
-    fmax = report.main_fmax_mhz
-    if not report.all_timing_met:
-        raise TimingError(
-            f"timing not met: {report.main_clock} reached {fmax:.1f} MHz of the "
-            f"{build.clock.f_mhz:g} MHz asked (nextpnr seed {options.seed}; log "
-            f"{build.workdir / 'nextpnr.log'}); no bitstream written. Rebuild with "
-            f"--clock-mhz {max(1, int(fmax))}, or a smaller --dsp-budget"
+    if build.critical_path is not None:
+        path = build.critical_path
+        state.say(
+            f"critical path: {path['from']} -> {path['to']}, {path['delay_ns']:.2f} ns "
+            f"({path['logic_ns']:.2f} ns in cells, {path['routing_ns']:.2f} ns routing)"
         )
-    state.say(f"clock {build.clock.f_mhz:g} MHz met (Fmax {fmax:.1f} MHz)")
+    return report
 
 
 def netlist(state: BuildState) -> None:

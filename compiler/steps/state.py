@@ -39,9 +39,13 @@ class BoardBuild:
     checksum: int
     design_id: int
     workdir: Path
+    auto_clock: bool = False  # the clock is chosen from the routed design
     cells: dict[str, int] | None = None
     mapper: str | None = None
     nextpnr: NextpnrReport | None = None
+    critical_path: dict | None = None  # of the main clock, from nextpnr's JSON report
+    passes: list[dict] = field(default_factory=list)  # target, Fmax reached, met: per pass
+    clock_reason: str = ""
 
 
 @dataclass(eq=False)
