@@ -117,23 +117,19 @@ class Harness(wiring.Component):
         m.submodules.link = link = self.link
         m.submodules.core = core = self.network
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
-        # registers between the UARTs and the link: the UARTs' bit timers and the link's frame
-        # logic would otherwise meet in one cycle (the harness's critical path once the core
-        # was fast)
-        m.submodules.from_uart = from_uart = StreamRegister(rx.o.payload.shape())
-        m.submodules.to_uart = to_uart = StreamRegister(tx.i.payload.shape())
-        wiring.connect(m, rx.o, from_uart.i)
-        wiring.connect(m, from_uart.o, link.rx)
-        wiring.connect(m, link.tx, to_uart.i)
-        wiring.connect(m, to_uart.o, tx.i)
-        # registers on both streams between the link and the core: the link's self-test ROM
-        # and frame logic on one side, the core's deserializer and serializer on the other
-        m.submodules.to_core = to_core = StreamRegister(core.i.payload.shape())
-        m.submodules.from_core = from_core = StreamRegister(core.o.payload.shape())
-        wiring.connect(m, link.core_i, to_core.i)
-        wiring.connect(m, to_core.o, core.i)
-        wiring.connect(m, core.o, from_core.i)
-        wiring.connect(m, from_core.o, link.core_o)
+        # A register (StreamRegister) on every stream between the parts: between the UARTs and
+        # the link (their bit timers and its frame logic would otherwise meet in one cycle), and
+        # between the link and the core (the link's self-test ROM and frame logic on one side,
+        # the core's deserializer and serializer on the other).
+        for name, source, sink in (
+            ("from_uart", rx.o, link.rx),
+            ("to_uart", link.tx, tx.i),
+            ("to_core", link.core_i, core.i),
+            ("from_core", core.o, link.core_o),
+        ):
+            m.submodules[name] = register = StreamRegister(source.payload.shape())
+            wiring.connect(m, source, register.i)
+            wiring.connect(m, register.o, sink)
 
         beat = Signal()
         timer = Signal(range(self.heartbeat_cycles))

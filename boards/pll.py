@@ -154,31 +154,16 @@ def ecp5_pll(
             f"--clock-mhz must be in {_mhz(out_lo)}..{_mhz(out_hi)} MHz, not {f_out_mhz!r}"
         )
 
-    f_in, target = _exact(f_in_mhz), _exact(f_out_mhz)
-    vco_lo, vco_hi = (Fraction(f) for f in F_VCO_RANGE_MHZ)
-    vco_mid = (vco_lo + vco_hi) / 2
-    vco_lo, vco_hi = _widened(vco_lo, vco_hi)
-    pfd_lo, pfd_hi = _widened(*F_PFD_RANGE_MHZ)
-    out_lo, out_hi = _widened(*F_OUT_RANGE_MHZ)
+    target = _exact(f_out_mhz)
+    vco_mid = sum(Fraction(f) for f in F_VCO_RANGE_MHZ) / 2
     best_key, best = None, None
-    for clki_div in range(CLKI_DIV_RANGE[0], CLKI_DIV_RANGE[1] + 1):
-        f_pfd = f_in / clki_div
-        if not pfd_lo <= f_pfd <= pfd_hi:
-            continue
-        for clkfb_div in range(CLKFB_DIV_RANGE[0], CLKFB_DIV_RANGE[1] + 1):
-            f_out = f_pfd * clkfb_div
-            if not out_lo <= f_out <= out_hi:
-                continue
-            # CLKOP_DIV only sets the VCO frequency: the one nearest mid-range, the higher on a tie
-            op_lo = max(math.ceil(vco_lo / f_out), CLKOP_DIV_RANGE[0])
-            op_hi = min(math.floor(vco_hi / f_out), CLKOP_DIV_RANGE[1])
-            if op_lo > op_hi:
-                continue
-            clkop_div = min(range(op_lo, op_hi + 1), key=lambda d: (abs(f_out * d - vco_mid), -d))
-            f_vco = f_out * clkop_div
-            key = (abs(f_out - target), clki_div, abs(f_vco - vco_mid), -f_vco)
-            if best_key is None or key < best_key:
-                best_key, best = key, (clki_div, clkfb_div, clkop_div, f_pfd, f_out)
+    for clki_div, clkfb_div, f_pfd, f_out, clkop_divs in _settings(f_in_mhz):
+        # CLKOP_DIV only sets the VCO frequency: the one nearest mid-range, the higher on a tie
+        clkop_div = min(clkop_divs, key=lambda d: (abs(f_out * d - vco_mid), -d))
+        f_vco = f_out * clkop_div
+        key = (abs(f_out - target), clki_div, abs(f_vco - vco_mid), -f_vco)
+        if best_key is None or key < best_key:
+            best_key, best = key, (clki_div, clkfb_div, clkop_div, f_pfd, f_out)
 
     assert best is not None  # CLKI_DIV = CLKFB_DIV = 1 is valid for any f_in in range
     clki_div, clkfb_div, clkop_div, f_pfd, f_out = best
@@ -199,25 +184,31 @@ def ecp5_pll(
     )
 
 
-def ecp5_pll_frequencies(f_in_mhz: float) -> list[float]:
-    """Every CLKOP frequency the PLL makes from ``f_in_mhz`` (MHz, ascending): the clocks a
-    build may choose among (from a 25 MHz oscillator, the multiples of 12.5 MHz)."""
+def _settings(f_in_mhz: float):
+    """Every valid ``(CLKI_DIV, CLKFB_DIV, f_pfd, f_out, CLKOP_DIVs)`` from ``f_in_mhz`` (exact
+    fractions, MHz; the CLKOP_DIVs that keep the VCO in range)."""
     f_in = _exact(f_in_mhz)
+    vco_lo, vco_hi = _widened(*F_VCO_RANGE_MHZ)
     pfd_lo, pfd_hi = _widened(*F_PFD_RANGE_MHZ)
     out_lo, out_hi = _widened(*F_OUT_RANGE_MHZ)
-    vco_lo, vco_hi = _widened(*F_VCO_RANGE_MHZ)
-    found = set()
     for clki_div in range(CLKI_DIV_RANGE[0], CLKI_DIV_RANGE[1] + 1):
         f_pfd = f_in / clki_div
         if not pfd_lo <= f_pfd <= pfd_hi:
             continue
         for clkfb_div in range(CLKFB_DIV_RANGE[0], CLKFB_DIV_RANGE[1] + 1):
             f_out = f_pfd * clkfb_div
+            if not out_lo <= f_out <= out_hi:
+                continue
             op_lo = max(math.ceil(vco_lo / f_out), CLKOP_DIV_RANGE[0])
             op_hi = min(math.floor(vco_hi / f_out), CLKOP_DIV_RANGE[1])
-            if out_lo <= f_out <= out_hi and op_lo <= op_hi:
-                found.add(f_out)
-    return [float(f) for f in sorted(found)]
+            if op_lo <= op_hi:
+                yield clki_div, clkfb_div, f_pfd, f_out, range(op_lo, op_hi + 1)
+
+
+def ecp5_pll_frequencies(f_in_mhz: float) -> list[float]:
+    """Every CLKOP frequency the PLL makes from ``f_in_mhz`` (MHz, ascending): the clocks a
+    build may choose among (from a 25 MHz oscillator, the multiples of 12.5 MHz)."""
+    return [float(f) for f in sorted({f_out for _, _, _, f_out, _ in _settings(f_in_mhz)})]
 
 
 class ECP5PLL(wiring.Component):
