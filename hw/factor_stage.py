@@ -712,12 +712,11 @@ class _Sequencer:
         # selects it, at the last level of logic before the ROM's address lines.
         self.address = Signal(range(ii), name=f"rom_addr_{name}")
         held = Signal(range(ii), name=f"rom_held_{name}")
+        # (going and not at step II - 2, the step is at most II - 3: its step + 3 wraps to 0
+        # only from II - 3; compared, not divided, so no modulo circuit is built)
+        after_next = Mux(self.step == ii - 3, 0, self.step + 3)
         m.d.sync += held.eq(
-            Mux(
-                self.accept,
-                2 % ii,
-                Mux(going & (self.step != ii - 2), (self.step + 3) % ii, 0),
-            )
+            Mux(self.accept, 2 % ii, Mux(going & (self.step != ii - 2), after_next, 0))
         )
         m.d.comb += self.address.eq(Mux(self.accept, 1 % ii, held))
 
