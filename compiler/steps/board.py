@@ -124,13 +124,17 @@ def pnr(state: BuildState) -> None:
         build.passes.append({"target_mhz": build.clock.f_mhz, "fmax_mhz": fmax, "met": met})
         if met:
             break
-        slower = _slower_clock(build, fmax) if build.auto_clock else None
-        if slower is None or len(build.passes) >= AUTO_PASSES:
+        slower = _slower_clock(build, fmax) if build.board.family == "ecp5" else None
+        if not build.auto_clock or slower is None or len(build.passes) >= AUTO_PASSES:
+            hint = "a smaller --dsp-budget"
+            if slower is not None:
+                hint = (
+                    f"--clock-mhz {slower.f_mhz:g} (the fastest the PLL makes below it), or " + hint
+                )
             raise TimingError(
                 f"timing not met: {report.main_clock} reached {fmax:.1f} MHz of the "
                 f"{build.clock.f_mhz:g} MHz asked (nextpnr seed {state.options.seed}; log "
-                f"{build.workdir / 'nextpnr.log'}); no bitstream written. Rebuild with "
-                f"--clock-mhz {max(1, int(fmax))}, or a smaller --dsp-budget"
+                f"{build.workdir / 'nextpnr.log'}); no bitstream written. Rebuild with {hint}"
             )
         state.say(
             f"{fmax:.1f} MHz reached, {build.clock.f_mhz:g} MHz missed: again at {slower.f_mhz:g} "
