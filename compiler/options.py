@@ -16,7 +16,7 @@ from debut.fixed import MAX_WIDTH, MIN_WIDTH
 
 __all__ = ["SIMULATORS", "Options"]
 
-SIMULATORS = ("icarus", "verilator")
+SIMULATORS = ("verilator", "icarus")  # the default first
 MAX_SEED = 2**31 - 1
 
 
@@ -48,7 +48,7 @@ class Options:
     netlist_vectors: int = field(default=0, metadata={"flag": "--netlist-sim"})
     baud: int | None = None
     vectors: int = 1000
-    simulator: str = "icarus"
+    simulator: str = "verilator"
     waves: bool = False
     sim_seed: int = field(default=0, metadata={"flag": "--seed"})
     sweep_bits: tuple[int, ...] = ()

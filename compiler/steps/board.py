@@ -167,6 +167,7 @@ def netlist(state: BuildState) -> None:
         what="synthesised netlist",
         progress=state.say,
         netlist=netdir / "core_netlist_sim.v",
+        simulator="icarus",
     )
 
 
