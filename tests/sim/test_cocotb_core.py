@@ -29,7 +29,7 @@ from debut.interface import BeatFormat, CoreInterface, StreamPort
 from hw.layouts import beat_layout
 from sim import verilator
 from sim.cocotb_bench import FramingError, Mismatch, Scoreboard, VectorAssembler
-from sim.runner import MULT18X18D_MODEL, run_sim
+from sim.runner import MULT18X18D_MODEL, expected_cycles, run_sim
 from tests.helpers import quiet
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -131,6 +131,15 @@ def test_scoreboard_records_mismatches_and_missing_vectors():
     assert len(sb.first_mismatches) == 3
     with pytest.raises(ValueError, match=r"^a vector must have 3 elements, not 2$"):
         sb.check(0, [1, 2])
+
+
+def test_short_runs_compile_a_quick_model():
+    assert verilator.level_for(verilator.SHORT_RUN_CYCLES) == "-O0"
+    assert verilator.level_for(verilator.SHORT_RUN_CYCLES + 1) == "-Og"
+    assert verilator.level_for(None) == "-Og"
+    # a beat in and one out per vector, II 1, latency 1: the stalled output sets the pace
+    assert expected_cycles(TOY_INTERFACE, 10, 0.0, 0.5) == 10 * 2 + 1
+    assert expected_cycles(TOY_INTERFACE, 10, 0.0, 0.0) == 10 + 1
 
 
 TOY_INTERFACE = CoreInterface(
@@ -318,27 +327,41 @@ def test_icarus_fallback_matches_golden_model(tiny, tmp_path):
 
 @pytest.mark.sim
 @needs_verilator
-def test_a_second_run_of_the_same_core_takes_the_cached_model(tiny, tmp_path):
+def test_models_are_cached_by_content_and_by_the_length_of_the_run(tiny, tmp_path):
     model, calib, raw = tiny
-    built = build(model, tmp_path / "build", "ulx3s-12f", 4, calib)
+    built = build(model, tmp_path / "build", "ulx3s-12f", 5, calib)  # a core of its own
     graph = read_manifest(built.out_dir).graph()
+    interface = read_manifest(built.out_dir).interface
+    sources = [built.verilog, MULT18X18D_MODEL]
+    cache = Path(os.environ[verilator.CACHE_ENV])
     x = stimulus(graph, raw[:10], 12)
     expected = golden(built.out_dir, x)
-    sources = [built.verilog, MULT18X18D_MODEL]
-    key = verilator.model_key(sources, CORE_NAME)
-    cache = Path(os.environ[verilator.CACHE_ENV])
+
+    # a short run compiles a quick model (-O0); a second run takes it from the cache
     first = simulate(built, x, expected, sim_dir=tmp_path / "one")
-    assert first.passed and (cache / key / CORE_NAME).is_file()
-    if not first.model_cached:  # another test of the session may have compiled it first
-        assert first.compile_s > 0
+    quick = cache / verilator.model_key(sources, CORE_NAME, level="-O0")
+    assert first.passed and not first.model_cached and first.compile_s > 0
+    assert first.optimization == "-O0" and (quick / CORE_NAME).is_file()
     second = simulate(built, x, expected, sim_dir=tmp_path / "two", seed=3)
     assert second.passed and second.model_cached and second.compile_s == 0.0
-    assert verilator.find_model(sources, CORE_NAME) == cache / key
+
+    # a long run compiles the faster model (-Og), which short runs then take
+    n = int(verilator.SHORT_RUN_CYCLES / interface.ii_cycles) + 10
+    assert expected_cycles(interface, n, 0.2, 0.2) > verilator.SHORT_RUN_CYCLES
+    long_x = stimulus(graph, raw, n, seed=1)
+    long = simulate(built, long_x, golden(built.out_dir, long_x), sim_dir=tmp_path / "long")
+    fast = cache / verilator.model_key(sources, CORE_NAME, level="-Og")
+    assert long.passed and not long.model_cached and long.optimization == "-Og"
+    assert (fast / CORE_NAME).is_file()
+    assert verilator.find_model(sources, CORE_NAME) == fast
+    third = simulate(built, x, expected, sim_dir=tmp_path / "three")
+    assert third.passed and third.model_cached and third.optimization == "-Og"
+
     # any change of the sources, or waves, is another model
     other = tmp_path / "core.v"
     other.write_text(built.verilog.read_text() + "\n// another core\n")
     assert verilator.find_model([other, MULT18X18D_MODEL], CORE_NAME) is None
-    assert verilator.model_key(sources, CORE_NAME, waves=True) != key
+    assert verilator.model_key(sources, CORE_NAME, waves=True) != fast.name
 
 
 @pytest.fixture(scope="module")
