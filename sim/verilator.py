@@ -59,12 +59,12 @@ PREFIX = "Vtop"  # the model's class prefix, as cocotb's main (verilator.cpp) ex
 # Amaranth's Verilog has width, unconnected-pin and incomplete-case warnings: thousands of lines
 VERILATOR_FLAGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style")
 # The model's C++ optimisation, by the length of the run. On the 156-DSP digits core (one-file
-# build, 2 processors) -O0 compiles in 10.5 s and simulates about 150 vectors/s (6,000 cycles/s),
-# -Og in 19.5 s and about 700 vectors/s (28,000 cycles/s), -O1 in 36 s and no faster than -Og:
-# -O0 is the quicker way through runs of up to about 100,000 cycles. The run-time library
-# (built once) at -O2.
+# build, 2 processors) -O0 compiles in 10.5 s and simulates about 5,000 cycles/s, -Og in 19.5 s
+# and about 30,000 cycles/s, -O1 in 36 s and no faster than -Og: there -O0 is the quicker way
+# through a run of up to about 40,000 cycles (on smaller cores, whose cycles cost less, up to
+# more). The run-time library (built once) at -O2.
 LEVELS = ("-Og", "-O0")  # the faster model first
-SHORT_RUN_CYCLES = 100_000
+SHORT_RUN_CYCLES = 30_000
 RUNTIME_OPT = "OPT_GLOBAL=-O2"
 # the split build (one compiler per file, with precompiled headers) only with this many
 # processors and C++ files of this many bytes in all; else one file: on 2 processors the
