@@ -42,8 +42,12 @@ __all__ = [
     "SimResult",
     "SimulationError",
     "SimulatorMissingError",
+    "available",
+    "cached_model",
     "ecp5_cell_models",
+    "expected_cycles",
     "run_sim",
+    "sim_sources",
 ]
 
 BENCH_MODULE = "sim.cocotb_bench"
@@ -132,6 +136,15 @@ def _check_simulator(simulator: str) -> None:
         raise SimulatorMissingError(f"iverilog (icarus) is not installed: {ICARUS_HINT}")
 
 
+def available(simulator: str) -> bool:
+    """Whether ``simulator`` (and what it needs) is installed."""
+    try:
+        _check_simulator(simulator)
+    except SimulatorMissingError:
+        return False
+    return True
+
+
 def sim_sources(verilog: Path, netlist: Path | None = None) -> list[Path]:
     """The Verilog files a simulation of ``verilog`` (or of ``netlist``, a synthesised netlist of
     the same top) compiles, the design first; the ECP5 cell models of a netlist come separately
@@ -196,7 +209,7 @@ def run_sim(
     expected: np.ndarray,
     *,
     sim_dir: Path,
-    simulator: str | None = None,
+    simulator: str = "verilator",
     seed: int = 0,
     idle: float = 0.2,
     stall: float = 0.2,
@@ -210,20 +223,18 @@ def run_sim(
     ``idle`` is the probability of an idle cycle before each input beat, ``stall`` that of
     withholding output ready in a cycle; ``seed`` makes both repeatable. The simulation runs in
     ``sim_dir`` (created if needed). ``simulator``: ``"verilator"`` (a compiled model, cached
-    by content: :mod:`sim.verilator`; the default) or ``"icarus"`` (the default for a
-    netlist). Raises :class:`SimulatorMissingError` when the simulator is not installed and
-    :class:`SimulationError` when nothing could be simulated; mismatches are reported in the
-    result, not raised.
+    by content: :mod:`sim.verilator`) or ``"icarus"``. Raises :class:`SimulatorMissingError`
+    when the simulator is not installed and :class:`SimulationError` when nothing could be
+    simulated; mismatches are reported in the result, not raised.
 
     With ``netlist`` (a Verilog netlist of the same top from ``synth_ecp5``), that netlist is
     simulated instead of ``core.v``, with Yosys's ECP5 cell models and our own models of the
     MULT18X18D and of the DP16KD's ROM uses (``sim/models/``; Yosys has only blackboxes).
-    Icarus only.
+    Verilator simulates two-state logic (registers start at zero, as the device's do after
+    configuration), Icarus four-state (unknown values show as mismatches).
     """
     start = time.perf_counter()
     verilog = Path(verilog).resolve()
-    if simulator is None:
-        simulator = "verilator" if netlist is None else "icarus"
     _check_simulator(simulator)
     for name, p in (("idle", idle), ("stall", stall)):
         if not 0.0 <= p < 1.0:
@@ -246,10 +257,6 @@ def run_sim(
     build_log = sim_dir / "build.log"
     sources = sim_sources(verilog, netlist)
     if netlist is not None:
-        if simulator != "icarus":
-            raise SimulationError(
-                f"a synthesised netlist must be simulated with icarus, not {simulator!r}"
-            )
         unmodelled = [c for c in UNMODELLED_ECP5_CELLS if c in sources[0].read_text()]
         if unmodelled:
             raise SimulationError(

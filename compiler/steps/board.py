@@ -25,7 +25,7 @@ from compiler.steps.state import BoardBuild, BuildState
 from compiler.verification import check_core, input_vectors
 from debut.errors import TimingError
 
-__all__ = ["harness", "netlist", "pack", "pnr", "synth"]
+__all__ = ["harness", "netlist", "netlist_simulator", "pack", "pnr", "synth"]
 
 # After synthesis of the core alone: its netlist as mapped (core_netlist.v), then the same netlist
 # with every logic cell replaced by Yosys's own simulation model of it (core_netlist_sim.v): the
@@ -133,9 +133,19 @@ def pnr(state: BuildState) -> None:
     state.say(f"clock {build.clock.f_mhz:g} MHz met (Fmax {fmax:.1f} MHz)")
 
 
+def netlist_simulator() -> str:
+    """The netlist check's simulator: Verilator when installed (on the ULX3S-12F netlist of a
+    small core, 300 vectors took 25 s with its compile, against 105 s in Icarus), else
+    Icarus."""
+    from sim.runner import available
+
+    return "verilator" if available("verilator") else "icarus"
+
+
 def netlist(state: BuildState) -> None:
     """With ``--netlist-sim N``: the core synthesised alone and its netlist simulated with the
-    ECP5 cell models on N vectors against the golden model (ECP5 boards only)."""
+    ECP5 cell models on N vectors against the golden model (ECP5 boards only), in
+    :func:`netlist_simulator`."""
     options, build = state.options, state.board_build
     if options.netlist_vectors == 0:
         state.say("skipped (--netlist-sim 0)")
@@ -167,7 +177,7 @@ def netlist(state: BuildState) -> None:
         what="synthesised netlist",
         progress=state.say,
         netlist=netdir / "core_netlist_sim.v",
-        simulator="icarus",
+        simulator=netlist_simulator(),
     )
 
 
