@@ -277,8 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="also simulate the synthesised netlist of the core (ECP5 cell models, Icarus) on N "
-        "vectors against the golden model (slow: minutes for the 85F core; default 0, off)",
+        help="also simulate the synthesised netlist of the core (ECP5 cell models; Verilator, "
+        "else Icarus) on N vectors against the golden model (default 0, off)",
     )
     add_output_options(build, per_board=True)
     build.set_defaults(run=cmd_build)

@@ -129,8 +129,7 @@ def test_digits_debut_build_fills_the_ulx3s_12f(tmp_path):
     """The shipped digits DeBut model through the whole flow, on the smallest ULX3S at its
     default, full budget: all 28 DSPs, no room for registers between stages, and the core of the
     README's main job (the 85F at 28 DSPs builds the same core with those registers; the
-    benchmark sweep builds it). II 235: its stages' one-slot queues add 7 cycles to 228. The
-    netlist of this core simulates at a few tens of cycles per second in Icarus, so its
+    benchmark sweep builds it). II 235: its stages' one-slot queues add 7 cycles to 228. Its
     post-synthesis check (step ROMs in block RAM, through our DP16KD model) runs on 4 vectors
     (about 2,000 cycles)."""
     out = tmp_path / "digits"
