@@ -26,6 +26,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -125,24 +126,31 @@ def markdown(record: dict) -> str:
         "",
         f"    {record['command']}",
         "",
-        f"at commit {record['commit']}. Machine: {record['machine']}; {record['versions']}.",
+        f"at commit {record['commit']}.",
         "",
-        "Each core is the shipped model built for the ULX3S-85F at the given DSP budget (8-bit),",
-        "simulated with the `sim` command's testbench (random input idles and output",
-        "backpressure, 0.2 each; every output element compared with the golden model).",
-        "Verilator's compile is into an empty model cache, its run-time library already built",
-        f"(that took {record['runtime_library_s']:.1f} s, once per Verilator version and",
-        "compiler); `cached` is a second run of the same core. `C++`: the model's optimisation,",
-        f"chosen by the length of the run (`-O0` up to {verilator.SHORT_RUN_CYCLES:,} cycles,",
-        "else `-Og`).",
-        "cycles/s: simulated clock cycles",
-        "over the testbench's wall time; `wall s` is the whole simulation, compile and start-up",
-        "included.",
+        f"Machine: {record['machine']}; {record['versions']}.",
         "",
-        f"`python -m compiler sim examples/digits_debut.pt --vectors {record['sim_vectors']}` "
-        "(the 156-DSP core), into a clean output folder with an empty model cache: "
-        f"{record['sim_command_s'][0]:.1f} s; again, the model from the cache: "
-        f"{record['sim_command_s'][1]:.1f} s.",
+        textwrap.fill(
+            "Each core is the shipped model built for the ULX3S-85F at the given DSP budget "
+            "(8-bit), simulated with the `sim` command's testbench (random input idles and "
+            "output backpressure, 0.2 each; every output element compared with the golden "
+            "model). Verilator's compile is into an empty model cache, its run-time library "
+            f"already built (that took {record['runtime_library_s']:.1f} s, once per Verilator "
+            "version and compiler); `cached` is a second run of the same core. `C++`: the "
+            "model's optimisation, chosen by the length of the run (`-O0` up to "
+            f"{verilator.SHORT_RUN_CYCLES:,} cycles, else `-Og`). cycles/s: simulated clock "
+            "cycles over the testbench's wall time; `wall s` is the whole simulation, compile "
+            "and start-up included.",
+            width=100,
+        ),
+        "",
+        textwrap.fill(
+            f"`python -m compiler sim examples/digits_debut.pt --vectors {record['sim_vectors']}` "
+            "(the 156-DSP core), into a clean output folder with an empty model cache: "
+            f"{record['sim_command_s'][0]:.1f} s; again, the model from the cache: "
+            f"{record['sim_command_s'][1]:.1f} s.",
+            width=100,
+        ),
         "",
         "| core | DSPs | II | Verilog s | simulator | C++ | vectors | compile s | vectors/s "
         "| cycles/s | wall s |",
