@@ -53,7 +53,7 @@ __all__ = [
 BENCH_MODULE = "sim.cocotb_bench"
 MULT18X18D_MODEL = Path(__file__).parent / "models" / "mult18x18d.v"
 DP16KD_MODEL = Path(__file__).parent / "models" / "dp16kd.v"
-TIMESCALE = ("1ns", "1ps")
+TIMESCALE = verilator.TIMESCALE
 WAVES_TOP = "debut_waves"
 # the simulators, the default first
 SIMULATORS = ("verilator", "icarus")
@@ -282,7 +282,6 @@ def run_sim(
                 top,
                 log=build_log,
                 waves=waves,
-                timescale=TIMESCALE,
                 cycles=expected_cycles(interface, len(inputs), idle, stall),
             )
             build_dir, compile_s, model_cached = model.path, model.compile_s, model.cached

@@ -58,6 +58,7 @@ BENCH = Path(__file__).with_name("cocotb_bench.py")
 PREFIX = "Vtop"  # the model's class prefix, as cocotb's main (verilator.cpp) expects
 # Amaranth's Verilog has width, unconnected-pin and incomplete-case warnings: thousands of lines
 VERILATOR_FLAGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style")
+TIMESCALE = ("1ns", "1ps")  # Amaranth's Verilog has no `timescale of its own
 # The model's C++ optimisation, by the length of the run. On the 156-DSP digits core (one-file
 # build, 2 processors) -O0 compiles in 10.5 s and simulates about 5,000 cycles/s, -Og in 19.5 s
 # and about 30,000 cycles/s, -O1 in 36 s and no faster than -Og: there -O0 is the quicker way
@@ -157,7 +158,8 @@ def _control_file(top: str) -> str:
 
 
 def _flags(waves: bool) -> tuple[str, ...]:
-    return (*VERILATOR_FLAGS, *(("--trace",) if waves else ()))
+    timescale = ("--timescale", "/".join(TIMESCALE))
+    return (*VERILATOR_FLAGS, *timescale, *(("--trace",) if waves else ()))
 
 
 def level_for(cycles: float | None) -> str:
@@ -265,7 +267,6 @@ def build_model(
     *,
     log: Path,
     waves: bool = False,
-    timescale: tuple[str, str] = ("1ns", "1ps"),
     jobs: int | None = None,
     cycles: float | None = None,
 ) -> Model:
@@ -311,8 +312,6 @@ def build_model(
         top,
         "-LDFLAGS",
         f"-Wl,-rpath,{libs} -L{libs} -lcocotbvpi_verilator",
-        "--timescale",
-        "/".join(timescale),
         *_flags(waves),
         str(control),
         str(main),
