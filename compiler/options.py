@@ -16,7 +16,7 @@ from debut.fixed import MAX_WIDTH, MIN_WIDTH
 
 __all__ = ["AUTO_FIRST_MHZ", "AUTO_MARGIN", "AUTO_PASSES", "SIMULATORS", "Options"]
 
-SIMULATORS = ("icarus", "verilator")
+SIMULATORS = ("verilator", "icarus")  # the default first
 # The automatic clock (boards whose default clock is None, the ECP5 ones): place and route at an
 # ambitious first target; when it is missed, again at the fastest clock the PLL makes that the
 # achieved Fmax meets with a margin (nextpnr's Fmax is its timing model's estimate), at most
@@ -56,7 +56,7 @@ class Options:
     netlist_vectors: int = field(default=0, metadata={"flag": "--netlist-sim"})
     baud: int | None = None
     vectors: int = 1000
-    simulator: str = "icarus"
+    simulator: str = "verilator"
     waves: bool = False
     sim_seed: int = field(default=0, metadata={"flag": "--seed"})
     sweep_bits: tuple[int, ...] = ()

@@ -62,6 +62,11 @@ def check_core(
 
     expected = run_integer(graph, vectors).output
     result = run_sim(verilog, interface, vectors, expected, sim_dir=sim_dir, **sim_options)
+    level = f" ({result.optimization})" if result.optimization else ""
+    if result.model_cached:
+        progress(f"{result.simulator} model{level} from the cache")
+    else:
+        progress(f"{result.simulator} compiled the design{level} in {result.compile_s:.1f} s")
     for mm in result.first_mismatches[:5]:
         progress(
             f"mismatch: vector {mm.vector}, element {mm.element}: expected {mm.expected}, "

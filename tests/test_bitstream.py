@@ -89,6 +89,32 @@ def test_ulx3s_12f_build_matches_estimate_and_netlist(tiny_model, calib, tmp_pat
     assert "matches the golden model's checksum recorded at build time" in capsys.readouterr().out
 
 
+def test_a_netlist_that_differs_from_the_golden_model_leaves_no_bitstream(
+    tiny_model,  # noqa: F811
+    calib,
+    tmp_path,
+    monkeypatch,
+    capsys,
+):
+    """A netlist whose DSPs lost their output register after synthesis (one Yosys command more,
+    as a synthesis bug would): the netlist check finds the mismatches, the build exits with an
+    error and writes no bitstream."""
+    from compiler.steps import board
+
+    write = "write_verilog -noattr core_netlist_sim.v\n"
+    broken = 'setparam -set REG_OUTPUT_CLK "NONE" t:MULT18X18D\n' + write
+    monkeypatch.setattr(board, "NETLIST_SCRIPT", board.NETLIST_SCRIPT.replace(write, broken))
+    out = tmp_path / "broken"
+    args = ("--board", "ulx3s-12f", "--dsp-budget", "8", "--netlist-sim", "8")
+    assert _build(tiny_model, calib, out, *args) == 2
+    err = capsys.readouterr().err
+    assert "the synthesised netlist differs from the golden model" in err
+    assert 'REG_OUTPUT_CLK("NONE")' in (out / "netlist" / "core_netlist_sim.v").read_text()
+    results = json.loads((out / "sim_netlist" / "results.json").read_text())
+    assert results["mismatches"] > 0 and results["vectors"] == 8
+    assert not (out / "top.bit").exists() and (out / "bitstream" / "top.config").exists()
+
+
 def test_icebreaker_build(tiny_model, calib, tmp_path):  # noqa: F811
     out = tmp_path / "ice"
     assert _build(tiny_model, calib, out, "--board", "icebreaker") == 0
@@ -119,8 +145,7 @@ def test_digits_debut_build_fills_the_ulx3s_12f(tmp_path):
     """The shipped digits DeBut model through the whole flow, on the smallest ULX3S at its
     default, full budget: all 28 DSPs, no room for registers between stages, and the core of the
     README's main job (the 85F at 28 DSPs builds the same core with those registers; the
-    benchmark sweep builds it). II 235: its stages' one-slot queues add 7 cycles to 228. The
-    netlist of this core simulates at a few tens of cycles per second in Icarus, so its
+    benchmark sweep builds it). II 235: its stages' one-slot queues add 7 cycles to 228. Its
     post-synthesis check (step ROMs in block RAM, through our DP16KD model) runs on 4 vectors
     (about 2,000 cycles)."""
     out = tmp_path / "digits"

@@ -356,7 +356,7 @@ def test_a_failed_build_leaves_the_previous_one_and_keeps_its_own_logs(
     (out / "top.bit").write_bytes(b"an earlier bitstream")
     capsys.readouterr()
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    fails_cleanly(capsys, [*args, "--no-synth", "--dsp-budget", "6"], "is not installed", out)
+    fails_cleanly(capsys, [*args, "--no-synth", "--dsp-budget", "6"], "not installed", out)
     failed = tmp_path / "b.failed"
     assert (failed / "core.v").is_file()
     report = json.loads((failed / "report.json").read_text())

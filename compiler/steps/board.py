@@ -32,6 +32,7 @@ __all__ = [
     "AUTO_PASSES",
     "harness",
     "netlist",
+    "netlist_simulator",
     "pack",
     "pnr",
     "synth",
@@ -230,9 +231,19 @@ def _place_and_route(state: BuildState):
     return report
 
 
+def netlist_simulator() -> str:
+    """The netlist check's simulator: Verilator when installed (on the ULX3S-12F netlist of a
+    small core, 300 vectors took 25 s with its compile, against 105 s in Icarus), else
+    Icarus."""
+    from sim.runner import available
+
+    return "verilator" if available("verilator") else "icarus"
+
+
 def netlist(state: BuildState) -> None:
     """With ``--netlist-sim N``: the core synthesised alone and its netlist simulated with the
-    ECP5 cell models on N vectors against the golden model (ECP5 boards only)."""
+    ECP5 cell models on N vectors against the golden model (ECP5 boards only), in
+    :func:`netlist_simulator`."""
     options, build = state.options, state.board_build
     if options.netlist_vectors == 0:
         state.say("skipped (--netlist-sim 0)")
@@ -264,6 +275,7 @@ def netlist(state: BuildState) -> None:
         what="synthesised netlist",
         progress=state.say,
         netlist=netdir / "core_netlist_sim.v",
+        simulator=netlist_simulator(),
     )
 
 
