@@ -10,7 +10,14 @@ from compiler.ir import Graph
 from compiler.lower import Lowered, hardware_section, lower
 from debut.errors import FitError
 
-__all__ = ["HARNESS_ESTIMATE", "check_fit", "design_estimate", "lower_for_board", "misfits"]
+__all__ = [
+    "HARNESS_ESTIMATE",
+    "check_fit",
+    "design_estimate",
+    "largest_fitting_budget",
+    "lower_for_board",
+    "misfits",
+]
 
 # the harness around the core (UARTs, host link with its self-test ROM and checksum, PLL, LEDs),
 # measured: an ECP5 build of a small model with the harness, minus the estimate of its core
@@ -33,16 +40,69 @@ def misfits(estimate: Resources, board: Board) -> list[str]:
     ]
 
 
+def _fits(graph: Graph, board: Board, budget: int) -> Lowered | None:
+    """The core at ``budget`` multipliers when its estimate fits ``board``, else None."""
+    lowered = lower(graph, budget=budget, dsp=board.dsp_primitive, family=board.family)
+    if misfits(design_estimate(lowered), board):
+        lowered.discard()
+        return None
+    return lowered
+
+
+def largest_fitting_budget(
+    graph: Graph, board: Board, below: int
+) -> tuple[int, Lowered] | tuple[None, None]:
+    """The largest budget under ``below`` whose core's estimate fits ``board`` and that core
+    (the fewer the multipliers, the fewer stages and the less logic: a bisection), or None."""
+    low, high, found = 1, below - 1, (None, None)
+    while low <= high:
+        mid = (low + high) // 2
+        lowered = _fits(graph, board, mid)
+        if lowered is None:
+            high = mid - 1
+            continue
+        if found[1] is not None:
+            found[1].discard()
+        found, low = (mid, lowered), mid + 1
+    return found
+
+
 def lower_for_board(
-    graph: Graph, board: Board, *, budget: int, target_ii: int | None = None
+    graph: Graph,
+    board: Board,
+    *,
+    budget: int,
+    target_ii: int | None = None,
+    shrink: bool = False,
+    say=None,
 ) -> Lowered:
     """The core for ``board``: registers between consecutive stages when the II allows them
-    (2 or more) and the design still fits the board with them, else none."""
-    plain = lower(graph, budget=budget, target_ii=target_ii, dsp=board.dsp_primitive)
+    (2 or more) and the design still fits the board with them, else none. ``shrink``: when the
+    core at ``budget`` does not fit the board, the largest budget that does (so a tiny board
+    gets shared stages rather than an error), told through ``say``."""
+    plain = lower(
+        graph, budget=budget, target_ii=target_ii, dsp=board.dsp_primitive, family=board.family
+    )
+    if shrink and misfits(design_estimate(plain), board):
+        smaller, lowered = largest_fitting_budget(graph, board, budget)
+        if lowered is not None:
+            if say is not None:
+                say(
+                    f"{budget} multipliers do not fit {board.name} "
+                    f"({', '.join(misfits(design_estimate(plain), board))}); {smaller} is the "
+                    "largest budget that does"
+                )
+            plain.discard()
+            budget, plain = smaller, lowered
     if plain.ii < 2:
         return plain
     registered = lower(
-        graph, budget=budget, target_ii=target_ii, dsp=board.dsp_primitive, stage_registers=True
+        graph,
+        budget=budget,
+        target_ii=target_ii,
+        dsp=board.dsp_primitive,
+        stage_registers=True,
+        family=board.family,
     )
     if misfits(design_estimate(registered), board):
         registered.discard()
@@ -60,20 +120,16 @@ def check_fit(graph: Graph, lowered: Lowered, board: Board) -> Resources:
     if not problems:
         return estimate
     budget = lowered.network.multipliers
-    stages = len(lowered.network.stages)
-    suggestion = None
-    for candidate in range(min(budget, board.dsp) - 1, stages - 1, -1):
-        smaller = lower(graph, budget=candidate)
+    fitting, smaller = largest_fitting_budget(graph, board, min(budget, board.dsp))
+    if smaller is not None:
         smaller.discard()
-        if not misfits(design_estimate(smaller), board):
-            suggestion = f"--dsp-budget {candidate} fits (II {smaller.ii} cycles)"
-            break
-    if suggestion is None:
-        smallest_design = lower(graph, budget=stages)
+        suggestion = f"--dsp-budget {fitting} fits (II {smaller.ii} cycles)"
+    else:
+        smallest_design = lower(graph, budget=1, family=board.family)
         smallest_design.discard()
         smallest = design_estimate(smallest_design)
         suggestion = (
-            "no DSP budget fits: even with one multiplier per stage it needs an estimated "
+            "no DSP budget fits: even on a single multiplier it needs an estimated "
             f"{', '.join(misfits(smallest, board))}; use a larger board "
             "(python -m compiler boards) or a smaller model"
         )

@@ -1,6 +1,7 @@
-"""Lowering: a quantised graph to the network core, one factor stage per DeBut factor, with the
-multipliers folded from a budget or a target II; the core's stream interface and the report's
-``hardware`` section."""
+"""Lowering: a quantised graph to the network core, one factor stage per DeBut factor (or, for a
+budget smaller than the number of factors, shared stages that each run several consecutive
+factors on one multiplier), folded from a budget or a target II; the core's stream interface and
+the report's ``hardware`` section."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from compiler.ir import Activation, Graph
 from debut.chain import Factor
 from debut.errors import FitError, QuantizationError, UnsupportedModelError
 from debut.interface import CoreInterface, StreamPort
+from hw.factor_spec import FactorSpec
 from hw.factor_stage import FactorStage
 from hw.network import Network
+from hw.shared_stage import SharedStage
 
 __all__ = ["CORE_NAME", "Lowered", "StagePlan", "hardware_section", "lower", "stage_plans"]
 
@@ -48,6 +51,7 @@ class Lowered:
     folding: Folding
     in_per_beat: int
     out_per_beat: int
+    family: str = "ecp5"  # whose block RAMs the estimate counts
 
     @property
     def ii(self) -> int:
@@ -93,20 +97,22 @@ def lower(
     target_ii: int | None = None,
     dsp: str | None = None,
     stage_registers: bool = False,
+    family: str = "ecp5",
 ) -> Lowered:
     """Build the network core of a quantised graph. ``dsp`` names the DSP cell the stages
     instantiate (see :data:`hw.factor_stage.DSP_PRIMITIVES`); None leaves the multipliers to
     synthesis, and is the one the Amaranth simulator can run. ``stage_registers``: a register
-    between consecutive stages (see :class:`hw.network.Network`; needs an II of 2 or more)."""
+    between consecutive stages (see :class:`hw.network.Network`; needs an II of 2 or more).
+    ``family``: the FPGA family whose block RAMs the estimate counts."""
     if graph.input_format is None or any(op.quant is None for op in graph.layers):
         raise QuantizationError("the graph is not quantised; quantise it before lowering")
     plans = stage_plans(graph)
     folding = fold([p.macs for p in plans], budget=budget, target_ii=target_ii)
     if stage_registers and folding.ii < 2:  # checked before any stage is made
         raise FitError(f"stage registers need an II of at least 2, not {folding.ii}")
-    stages = []
+    specs = []
     ops = {op.name: op for op in graph.layers}
-    for plan, multipliers in zip(plans, folding.multipliers, strict=True):
+    for plan in plans:
         op = ops[plan.layer]
         q = op.quant
         last = plan.index == len(op.chain) - 1
@@ -114,8 +120,8 @@ def lower(
             raise UnsupportedModelError(
                 f"{op.name}: ReLU6 is not lowered to hardware yet; use ReLU"
             )
-        stages.append(
-            FactorStage(
+        specs.append(
+            FactorSpec(
                 plan.factor,
                 op.chain.split(q.int_twiddle)[plan.index],
                 in_format=q.in_formats[plan.index],
@@ -123,12 +129,16 @@ def lower(
                 out_format=q.out_formats[plan.index],
                 shift=q.shift(plan.index),
                 acc_width=q.acc_widths[plan.index],
-                multipliers=multipliers,
                 bias=q.int_bias if last else None,
                 relu=last and op.activation is Activation.RELU,
-                dsp=dsp,
             )
         )
+    stages = [
+        FactorStage.from_spec(specs[group[0]], multipliers=multipliers, dsp=dsp)
+        if len(group) == 1
+        else SharedStage([specs[k] for k in group], dsp=dsp)
+        for group, multipliers in zip(folding.groups, folding.multipliers, strict=True)
+    ]
     in_per_beat = _per_beat(graph.in_features, folding.ii)
     out_per_beat = _per_beat(graph.out_features, folding.ii)
     network = Network(
@@ -139,7 +149,7 @@ def lower(
         out_per_beat=out_per_beat,
         stage_registers=stage_registers,
     )
-    return Lowered(network, tuple(plans), folding, in_per_beat, out_per_beat)
+    return Lowered(network, tuple(plans), folding, in_per_beat, out_per_beat, family)
 
 
 def hardware_section(lowered: Lowered) -> HardwareSection:
@@ -148,14 +158,17 @@ def hardware_section(lowered: Lowered) -> HardwareSection:
     network = lowered.network
     total = Resources(**network.stage_register_resources())
     stages = []
-    for plan, stage in zip(lowered.plans, network.stages, strict=True):
-        estimate = Resources(**stage.resources())
+    for group, stage in zip(lowered.folding.groups, network.stages, strict=True):
+        estimate = Resources(**stage.resources(lowered.family))
         total += estimate
+        mine = [lowered.plans[k] for k in group]
         stages.append(
             StageReport(
-                name=plan.name,
-                factor=plan.factor.as_list(),
-                macs=plan.macs,
+                name=mine[0].name if len(mine) == 1 else f"{mine[0].name}..{mine[-1].name}",
+                factor=mine[0].factor.as_list()
+                if len(mine) == 1
+                else [p.factor.as_list() for p in mine],
+                macs=sum(p.macs for p in mine),
                 multipliers=stage.multipliers,
                 ii_cycles=stage.interval,
                 issue_steps=stage.ii,

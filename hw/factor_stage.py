@@ -55,8 +55,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from debut.chain import Factor
-from debut.fixed import Fixed, bits_for_range
+from debut.fixed import Fixed
 from hw.dsp import mult18x18d
+from hw.factor_spec import FactorSpec, requantize, value_shape
+from hw.memory_blocks import EBR_MIN_DEPTH, blocks
 
 __all__ = ["CLUSTER_MULTIPLIERS", "DSP_PRIMITIVES", "SINGLE_SLOT_MIN_II", "FactorStage"]
 
@@ -83,12 +85,6 @@ SINGLE_SLOT_MIN_II = 128  # from this II on, the output queue holds one vector (
 # multipliers per sequencer: each cluster of up to this many multipliers has its own copy of the
 # issue control, step ROM and pipeline flags, so no control net fans out to the whole stage
 CLUSTER_MULTIPLIERS = 8
-EBR_MIN_DEPTH = 128  # steps from which Yosys put the ROM in DP16KD blocks
-EBR_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
-
-
-def _shape(fmt: Fixed):
-    return signed(fmt.width) if fmt.signed else unsigned(fmt.width)
 
 
 class FactorStage(wiring.Component):
@@ -122,17 +118,17 @@ class FactorStage(wiring.Component):
         relu: bool = False,
         dsp: str | None = None,
     ) -> None:
-        if not isinstance(factor, Factor):
-            raise ValueError(f"factor must be a Factor, not {factor!r}")
-        for name, fmt in (
-            ("in_format", in_format),
-            ("weight_format", weight_format),
-            ("out_format", out_format),
-        ):
-            if not isinstance(fmt, Fixed):
-                raise ValueError(f"{name} must be a Fixed, not {fmt!r}")
-        if not weight_format.signed:
-            raise ValueError(f"weight_format must be signed, not {weight_format}")
+        spec = FactorSpec(
+            factor,
+            weights,
+            in_format=in_format,
+            weight_format=weight_format,
+            out_format=out_format,
+            shift=shift,
+            acc_width=acc_width,
+            bias=bias,
+            relu=relu,
+        )
         products = factor.p * factor.s
         if (
             not isinstance(multipliers, int)
@@ -140,37 +136,15 @@ class FactorStage(wiring.Component):
             or not 1 <= multipliers <= products
         ):
             raise ValueError(f"multipliers must be in 1..{products}, not {multipliers!r}")
-        if not isinstance(shift, int) or isinstance(shift, bool):
-            raise ValueError(f"shift must be an int, not {shift!r}")
-        if not isinstance(relu, bool):
-            raise ValueError(f"relu must be a bool, not {relu!r}")
         if dsp not in DSP_PRIMITIVES:
             raise ValueError(f"dsp must be one of {DSP_PRIMITIVES}, not {dsp!r}")
         if dsp is not None and max(in_format.width, weight_format.width) > 17:
             raise ValueError(f"dsp {dsp!r} takes operands of at most 17 bits")
-        weights = np.asarray(weights)
-        if weights.shape != (products,) or not np.issubdtype(weights.dtype, np.integer):
-            raise ValueError(
-                f"weights must be {products} integers (shape ({products},)), "
-                f"not {weights.dtype} of shape {weights.shape}"
-            )
-        if weights.min() < weight_format.min_int or weights.max() > weight_format.max_int:
-            raise ValueError(
-                f"weights must lie in {weight_format.min_int}..{weight_format.max_int} "
-                f"({weight_format}), not {weights.min()}..{weights.max()}"
-            )
-        if bias is None:
-            bias = np.zeros(factor.p, dtype=np.int64)
-        bias = np.asarray(bias)
-        if bias.shape != (factor.p,) or not np.issubdtype(bias.dtype, np.integer):
-            raise ValueError(
-                f"bias must be {factor.p} integers (shape ({factor.p},)), "
-                f"not {bias.dtype} of shape {bias.shape}"
-            )
 
+        self.spec = spec
         self._factor = factor
-        self._weights = [int(w) for w in weights]
-        self._bias = [int(b) for b in bias]
+        self._weights = spec.weights.tolist()
+        self._bias = spec.bias.tolist()
         self._in_format = in_format
         self._out_format = out_format
         self._weight_format = weight_format
@@ -178,41 +152,50 @@ class FactorStage(wiring.Component):
         self._relu = relu
         self._multipliers = multipliers
         self._dsp = dsp
-        self._round = 1 << (shift - 1) if shift > 0 else 0
-
-        rows, cols = factor.rows_cols()
-        self._rows = [int(v) for v in rows]
-        self._cols = [int(v) for v in cols]
-
-        # worst case over the input range, for these weights, bias and rounding constant
-        need = self._acc_bits_needed()
-        if not isinstance(acc_width, int) or isinstance(acc_width, bool) or acc_width < need:
-            raise ValueError(
-                f"acc_width must be at least {need} for these weights, bias and formats, "
-                f"not {acc_width!r}"
-            )
+        self._round = spec.round
+        self._rows = list(spec.rows)
+        self._cols = list(spec.cols)
         self._acc_width = acc_width
 
         super().__init__(
             {
-                "i": In(stream.Signature(data.ArrayLayout(_shape(in_format), factor.q))),
-                "o": Out(stream.Signature(data.ArrayLayout(_shape(out_format), factor.p))),
+                "i": In(stream.Signature(data.ArrayLayout(value_shape(in_format), factor.q))),
+                "o": Out(stream.Signature(data.ArrayLayout(value_shape(out_format), factor.p))),
             }
         )
 
-    def _acc_bits_needed(self) -> int:
-        x_lo, x_hi = self._in_format.min_int, self._in_format.max_int
-        lo = [b + self._round for b in self._bias]
-        hi = list(lo)
-        for k, w in enumerate(self._weights):
-            i = self._rows[k]
-            lo[i] += min(w * x_lo, w * x_hi)
-            hi[i] += max(w * x_lo, w * x_hi)
-        return bits_for_range(min(lo), max(hi))
+    @classmethod
+    def from_spec(
+        cls, spec: FactorSpec, *, multipliers: int, dsp: str | None = None
+    ) -> FactorStage:
+        """The stage for ``spec`` with ``multipliers`` multipliers."""
+        return cls(
+            spec.factor,
+            spec.weights,
+            in_format=spec.in_format,
+            weight_format=spec.weight_format,
+            out_format=spec.out_format,
+            shift=spec.shift,
+            acc_width=spec.acc_width,
+            multipliers=multipliers,
+            bias=spec.bias,
+            relu=spec.relu,
+            dsp=dsp,
+        )
 
     @property
     def factor(self) -> Factor:
         return self._factor
+
+    @property
+    def in_length(self) -> int:
+        """Elements of an input vector."""
+        return self._factor.q
+
+    @property
+    def out_length(self) -> int:
+        """Elements of an output vector."""
+        return self._factor.p
 
     @property
     def in_format(self) -> Fixed:
@@ -334,9 +317,9 @@ class FactorStage(wiring.Component):
         tail's sum is ready before the head starts; see elaborate)."""
         return self.ii >= self._factor.s + 2
 
-    def resources(self) -> dict[str, int]:
+    def resources(self, family: str = "ecp5") -> dict[str, int]:
         """Analytical cost on an ECP5: ``dsp`` (MULT18X18D), ``ff``, ``lut`` (LUT4s, a carry
-        cell counting as two) and ``ebr`` (DP16KD blocks of the step ROM).
+        cell counting as two) and ``ebr`` (block RAMs of ``family`` for the step ROM).
 
         Registers are counted one by one (with ``dsp``, the operand and product registers are the
         DSP cell's own, not flip-flops). LUTs are a weighted sum of the structures this stage
@@ -349,7 +332,7 @@ class FactorStage(wiring.Component):
         ii, mults, f = self.ii, self._multipliers, self._factor
         w_in, w_w = self._in_format.width, self._weight_format.width
         w_out, w_acc = self._out_format.width, self._acc_width
-        product = (Signal(_shape(self._in_format)) * Signal(signed(w_w))).shape().width
+        product = (Signal(value_shape(self._in_format)) * Signal(signed(w_w))).shape().width
         split = [len(mine) for mine in self._chunks().values() if len(mine) > 1]
         plans = self._operand_plans()
         features = self.lut_features()
@@ -360,7 +343,7 @@ class FactorStage(wiring.Component):
                 width = sum(
                     w_w + plans[mu][3] for mu, cm in enumerate(self._cluster_of()) if cm == c
                 )
-                ebr += min(-(-ii // d) * -(-width // w) for d, w in EBR_SHAPES)
+                ebr += blocks(ii, width, family)
         step_bits = (ii - 1).bit_length()
         depth_bits = self.queue_depth.bit_length()
         ff = (
@@ -383,40 +366,18 @@ class FactorStage(wiring.Component):
         return {"dsp": mults, "ff": ff, "lut": lut, "ebr": ebr}
 
     def _requantize(self, m: Module, value, name: str):
-        """Shift, ReLU and saturation of an accumulator value (combinational).
-
-        The bounds are ``hi = 2**k - 1`` and ``lo = 0`` or ``-2**k``, so both range checks are
-        tests of the bits from ``k`` up (reductions, no comparators)."""
-        fmt = self._out_format
-        lo = 0 if self._relu else fmt.min_int  # min_int <= 0
-        hi = fmt.max_int
-        k = hi.bit_length()
-        shifted = value >> self._shift if self._shift > 0 else value << -self._shift
-        v = Signal(signed(len(shifted)), name=f"{name}_shifted")
-        m.d.comb += v.eq(shifted)
-        sign, top = v[-1], v[k:]  # top includes the sign bit
-        over = ~sign & top.any() if len(v) > k + 1 else 0
-        if lo == 0:
-            under = sign
-        else:  # lo == -2**k
-            under = sign & ~top.all() if len(v) > k + 1 else 0
-        y = Signal(_shape(fmt), name=name)
-        with m.If(over):
-            m.d.comb += y.eq(hi)
-        with m.Elif(under):
-            m.d.comb += y.eq(lo)
-        with m.Else():
-            m.d.comb += y.eq(v)
-        return y
+        return requantize(
+            m, value, shift=self._shift, relu=self._relu, fmt=self._out_format, name=name
+        )
 
     def elaborate(self, platform):
         m = Module()
         f = self._factor
         ii, mults = self.ii, self._multipliers
-        in_shape = _shape(self._in_format)
+        in_shape = value_shape(self._in_format)
         w_shape = signed(self._weight_format.width)
         acc_shape = signed(self._acc_width)
-        out_shape = _shape(self._out_format)
+        out_shape = value_shape(self._out_format)
         depth = self.queue_depth
         clusters = self.clusters
         cluster_of = self._cluster_of()

@@ -1,5 +1,5 @@
-"""The network core: deserializer, one factor stage per DeBut factor (with or without a register
-between consecutive stages), serializer."""
+"""The network core: deserializer, one stage per DeBut factor or run of factors (with or without
+a register between consecutive stages), serializer."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ from hw.deserializer import Deserializer
 from hw.factor_stage import FactorStage
 from hw.layouts import beat_layout
 from hw.serializer import Serializer
+from hw.shared_stage import SharedStage
 from hw.stream_register import HalfRateRegister
 
 __all__ = ["Network"]
 
 
 class Network(wiring.Component):
-    """A feed-forward network of factor stages with framed beat streams on both ends.
+    """A feed-forward network of stages (factor stages and shared stages) with framed beat
+    streams on both ends.
 
     Ports: ``i`` carries input vectors as ``ceil(in_features / in_per_beat)`` beats of
     ``in_per_beat`` elements (``first``/``last`` framing, see :class:`Deserializer`); ``o``
@@ -39,7 +41,7 @@ class Network(wiring.Component):
 
     def __init__(
         self,
-        stages: Sequence[FactorStage],
+        stages: Sequence[FactorStage | SharedStage],
         *,
         in_format: Fixed,
         out_format: Fixed,
@@ -50,14 +52,14 @@ class Network(wiring.Component):
         if not stages:
             raise ValueError("stages must not be empty")
         for a, b in itertools.pairwise(stages):
-            if a.factor.p != b.factor.q or a.out_format != b.in_format:
+            if a.out_length != b.in_length or a.out_format != b.in_format:
                 raise ValueError(
-                    f"stage outputs {a.factor.p} x {a.out_format} but the next takes "
-                    f"{b.factor.q} x {b.in_format}"
+                    f"stage outputs {a.out_length} x {a.out_format} but the next takes "
+                    f"{b.in_length} x {b.in_format}"
                 )
         self.stages = list(stages)
-        self.deserializer = Deserializer(in_format, stages[0].factor.q, in_per_beat)
-        self.serializer = Serializer(out_format, stages[-1].factor.p, out_per_beat)
+        self.deserializer = Deserializer(in_format, stages[0].in_length, in_per_beat)
+        self.serializer = Serializer(out_format, stages[-1].out_length, out_per_beat)
         self.stage_registers = [
             HalfRateRegister(stage.o.payload.shape()) for stage in stages[:-1] if stage_registers
         ]

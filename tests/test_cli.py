@@ -180,8 +180,8 @@ def test_build_no_synth_writes_core_manifest_and_report(tiny_model, tmp_path, ca
             "--dsp-budget 9 exceeds the 8 DSPs of icebreaker",
         ),
         (
-            ["--no-synth", "--dsp-budget", "2"],
-            "the design has 3 pipeline stages and needs at least one multiplier each",
+            ["--no-synth", "--dsp-budget", "2", "--target-ii", "1"],
+            "II 1 needs at least 3 multipliers (one per factor) but the budget is 2",
         ),
     ],
 )
@@ -334,10 +334,11 @@ def test_digits_debut_does_not_fit_the_small_boards(tmp_path, capsys, board, mes
 
 
 def test_no_budget_fits_names_only_what_does_not_fit():
-    """When no DSP budget fits, the hint names the resources of the smallest design that
-    exceed the board, flip-flops included, and not those that fit. The digits DeBut core at one
-    multiplier per stage needs more flip-flops than LUT4s and few EBRs: on an iCEBreaker with
-    8,000 LUT4s (as many flip-flops) only its flip-flops are too many."""
+    """When no DSP budget fits, the hint names the resources of the smallest design (one
+    multiplier) that exceed the board, and not those that fit. The digits DeBut core on one
+    multiplier is a single shared stage: few LUT4s and flip-flops, but its schedule ROM needs
+    more of the iCE40's 4 Kb block RAMs than the iCEBreaker has; with 8,000 LUT4s (as many
+    flip-flops) only the block RAMs are too many."""
     icebreaker = get_board("icebreaker")
     graph = quantized(ROOT / "examples" / "digits_debut.pt").quantized.graph
     lowered = lower_for_board(graph, icebreaker, budget=icebreaker.dsp)
@@ -346,8 +347,8 @@ def test_no_budget_fits_names_only_what_does_not_fit():
     with pytest.raises(FitError, match="no DSP budget fits") as error:
         check_fit(graph, lowered, board)
     hint = str(error.value).split("no DSP budget fits", 1)[1]
-    assert "flip-flops of 8,000" in hint
-    assert "LUT4s" not in hint and "EBRs" not in hint and "DSPs" not in hint
+    assert "on a single multiplier" in hint and "EBRs of 30" in hint
+    assert "LUT4s" not in hint and "flip-flops" not in hint and "DSPs" not in hint
 
 
 def test_flash_needs_a_bitstream_build(tiny_model, tmp_path, capsys):

@@ -46,13 +46,18 @@ def selftest_vectors(state: BuildState) -> np.ndarray:
 
 def lower(state: BuildState) -> None:
     """Fold the quantised graph onto the board's multiplier budget (the fastest II that fits,
-    or ``target_ii``): one pipelined stage per DeBut factor."""
+    or ``target_ii``): a pipelined stage per DeBut factor, or shared stages that run several
+    on one multiplier. Without ``--dsp-budget`` or ``--target-ii``, a core too large for the
+    board is folded onto the largest budget whose estimate fits."""
     board = state.options.target_board
+    options = state.options
     lowered = lower_for_board(
         state.quantized.graph,
         board,
-        budget=state.options.budget,
-        target_ii=state.options.target_ii,
+        budget=options.budget,
+        target_ii=options.target_ii,
+        shrink=options.dsp_budget is None and options.target_ii is None,
+        say=state.say,
     )
     state.lowered = lowered
     hardware = hardware_section(lowered)

@@ -100,13 +100,19 @@ def simulate(lowered, inputs, *, seed=0, idle=0.0, stall=0.0):
         (1, (10, 20, 5), 23, "bulging", False),
         (1, (10, 20, 5), 23, "bulging", True),
         (2, (8, 12, 4), 10_000, "any", False),  # fully parallel, II = 1 in every stage
+        # fewer multipliers than factors: shared stages, alone or beside factor stages
+        (4, (12, 18, 6), 1, "monotonic", False),
+        (4, (12, 18, 6), 2, "monotonic", True),
+        (5, (10, 20, 16, 5), 3, "bulging", False),
     ],
 )
 def test_network_bit_exact_with_stalls(seed, sizes, budget, shape, registers):
     graph, x = small_graph(seed, sizes, shape)
     lowered = lower(graph, budget=budget, stage_registers=registers)
     assert lowered.network.multipliers <= budget
-    assert len(lowered.network.stage_registers) == (len(lowered.plans) - 1 if registers else 0)
+    stages = len(lowered.network.stages)
+    assert len(lowered.network.stage_registers) == (stages - 1 if registers else 0)
+    assert (stages < len(lowered.plans)) == (budget < len(lowered.plans))
     fmt = graph.input_format
     x_int = quantize_input(graph, x[:30])
     edges = np.array([[fmt.max_int] * sizes[0], [fmt.min_int] * sizes[0]])
@@ -116,7 +122,8 @@ def test_network_bit_exact_with_stalls(seed, sizes, budget, shape, registers):
 
 
 @pytest.mark.parametrize(
-    ("budget", "registers"), [(8, False), (8, True), (40, False), (40, True), (10_000, False)]
+    ("budget", "registers"),
+    [(8, False), (8, True), (40, False), (40, True), (10_000, False), (1, False), (2, True)],
 )
 def test_measured_ii_and_latency_equal_the_model(budget, registers):
     graph, x = small_graph(3, (12, 16, 6))
