@@ -136,7 +136,7 @@ def lower(
     stages = [
         FactorStage.from_spec(specs[group[0]], multipliers=multipliers, dsp=dsp)
         if len(group) == 1
-        else SharedStage([specs[k] for k in group], dsp=dsp)
+        else SharedStage([specs[k] for k in group], dsp=dsp, family=family)
         for group, multipliers in zip(folding.groups, folding.multipliers, strict=True)
     ]
     in_per_beat = _per_beat(graph.in_features, folding.ii)

@@ -20,9 +20,10 @@ intermediate format. The first factor reads the input vector register, the last 
 output vector register.
 
 Pipeline (cycle 0 = input transfer, no stalls): steps issue in cycles ``1 .. T`` (``T`` steps);
-a step's ROM word is read in its issue cycle, its operand a cycle later, then the operand
-registers, the product register, the accumulator and, when the step ends an output, the
-requantised value is written. So ``latency = T + 6``. The stage holds one vector at a time
+a step's ROM word is read in its issue cycle and registered, its operand read and registered,
+then the multiplier's input and product registers, the accumulator and, when the step ends an
+output, the requantised value is written (``READ`` .. ``WRITE`` below). So ``latency = T +
+WRITE + 1``. The stage holds one vector at a time
 (from its input transfer to its output transfer): ``interval = latency + 1`` with no stalls.
 ``i.ready`` and ``o.valid`` are registers.
 """
@@ -40,21 +41,34 @@ from amaranth.lib.wiring import In, Out
 from debut.fixed import Fixed
 from hw.dsp import mult18x18d
 from hw.factor_spec import FactorSpec, requantize, value_shape
-from hw.memory_blocks import EBR_MIN_DEPTH, blocks
+from hw.memory_blocks import BLOCK_SHAPES, EBR_MIN_DEPTH, FAMILIES, blocks
 
 __all__ = ["HAZARD_BUBBLES", "INTERVAL_OVERHEAD", "SharedStage"]
 
-# idle steps between consecutive factors: a step's operand is read from the scratch memory in
-# the cycle after its issue, and an output is written 5 cycles after its last step's issue
-HAZARD_BUBBLES = 4
-# cycles per vector past the steps: the pipeline after the last step (6) and the output's
-# transfer (1); see SharedStage.interval
-INTERVAL_OVERHEAD = 7
+# The pipeline, in cycles after a step's issue (its ROM word is read in the issue cycle): the
+# word is registered (2), addresses the input vector and the scratch memory (READ), the operand
+# is registered (OPERAND), goes through the multiplier's input register to its product register
+# (PRODUCT), where it is accumulated; a finished output is requantised and written in WRITE.
+READ = 2
+OPERAND = READ + 2
+PRODUCT = OPERAND + 2
+WRITE = PRODUCT + 1
+# idle steps between consecutive factors: the next factor's first read address (cycle READ of
+# its step) must come after the last write (cycle WRITE of the previous factor's last step)
+HAZARD_BUBBLES = WRITE - READ
+# cycles per vector past the steps: the pipeline after the last step (WRITE + 1, when the
+# output is valid) and the output's transfer (1); see SharedStage.interval
+INTERVAL_OVERHEAD = WRITE + 2
 
 
 def _bits(n: int) -> int:
     """Bits of an index into ``n`` things (at least 1)."""
     return max(1, (n - 1).bit_length())
+
+
+def _style(memory: tuple[int, int, str]) -> dict[str, str]:
+    """Yosys's attribute for where a memory goes (``ram_style`` serves ROMs too)."""
+    return {"ram_style": {"block": "block", "lutram": "distributed", "logic": "logic"}[memory[2]]}
 
 
 def _signed_width(fmt: Fixed) -> int:
@@ -70,7 +84,9 @@ class SharedStage(wiring.Component):
     factor's whole output vector per transfer (as :class:`hw.factor_stage.FactorStage`).
     """
 
-    def __init__(self, specs: Sequence[FactorSpec], *, dsp: str | None = None) -> None:
+    def __init__(
+        self, specs: Sequence[FactorSpec], *, dsp: str | None = None, family: str = "ecp5"
+    ) -> None:
         from hw.factor_stage import DSP_PRIMITIVES
 
         specs = list(specs)
@@ -84,8 +100,11 @@ class SharedStage(wiring.Component):
                 )
         if dsp not in DSP_PRIMITIVES:
             raise ValueError(f"dsp must be one of {DSP_PRIMITIVES}, not {dsp!r}")
+        if family not in FAMILIES:
+            raise ValueError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
         self.specs = specs
         self._dsp = dsp
+        self._family = family
         # the operand: the input format, or the scratch memory's signed elements
         self._scratch_width = max((_signed_width(s.out_format) for s in specs[:-1]), default=0)
         self._operand_width = max(_signed_width(specs[0].in_format), self._scratch_width)
@@ -147,7 +166,7 @@ class SharedStage(wiring.Component):
 
     @property
     def latency(self) -> int:
-        return self.steps + 6
+        return self.steps + WRITE + 1
 
     @property
     def interval(self) -> int:
@@ -207,11 +226,33 @@ class SharedStage(wiring.Component):
                 words += [{name: 0 for name, _ in self._fields()} for _ in range(HAZARD_BUBBLES)]
         return words
 
-    def resources(self, family: str = "ecp5") -> dict[str, int]:
-        """Analytical cost (as :meth:`FactorStage.resources`, block RAMs of ``family``): the
-        input and output vector registers, the pipeline, the operand multiplexer, the
-        requantisers and the memories: a ROM or memory of ``EBR_MIN_DEPTH`` words or more in
-        block RAM, a smaller one in LUTs (a ROM) or LUT RAM (the scratch memory)."""
+    def memories(self) -> dict[str, tuple[int, int, str]]:
+        """The stage's memories: name -> (words, bits per word, where). ``where`` is chosen
+        here and given to synthesis as an attribute, so the estimate knows it: ``block`` RAM
+        from ``EBR_MIN_DEPTH`` words on, else ``logic`` for a ROM and ``lutram`` for the
+        scratch memory (``block`` on the iCE40, which has no LUT RAM)."""
+        rom_where = "block" if self.steps >= EBR_MIN_DEPTH else "logic"
+        outputs = len(self.inits())
+        found = {
+            "rom": (self.steps, sum(width for _, width in self._fields()), rom_where),
+            "init_rom": (
+                outputs,
+                self._acc_width,
+                "block" if outputs >= EBR_MIN_DEPTH else "logic",
+            ),
+        }
+        depth = 2 * self._region if len(self.specs) > 2 else self._region
+        if depth:
+            small = depth < EBR_MIN_DEPTH and self._family == "ecp5"
+            found["scratch"] = (depth, self._scratch_width, "lutram" if small else "block")
+        return found
+
+    def resources(self, family: str | None = None) -> dict[str, int]:
+        """Analytical cost (as :meth:`FactorStage.resources`; block RAMs of the stage's
+        family): the input and output vector registers, the pipeline, the operand multiplexer,
+        the requantisers and the memories where :meth:`memories` puts them."""
+        if family is not None and family != self._family:
+            raise ValueError(f"this stage is made for {self._family}, not {family}")
         first, last = self.specs[0], self.specs[-1]
         w_in, w_out = first.in_format.width, last.out_format.width
         q0, p_last = first.factor.q, last.factor.p
@@ -220,34 +261,32 @@ class SharedStage(wiring.Component):
         ff = (
             q0 * w_in  # input vector
             + p_last * w_out  # output vector
-            + 4 * word  # the word's pipeline registers
+            + (WRITE - 1) * word  # the word's pipeline registers
             + self._operand_width
             + self._acc_width * 2  # accumulator and start value
             + _bits(self.steps)
             + _bits(outputs + 1)
             + 10  # control and valid bits
         )
-        if self._dsp is None:  # operand and product registers in the fabric
-            ff += self._operand_width + 2 * self._weight_width + self._operand_width
+        ff += self._operand_width + self._weight_width  # the operand registers
+        if self._dsp is None:  # the multiplier's input and product registers in the fabric
+            ff += 2 * (self._operand_width + self._weight_width)
         lut = (
-            q0 * w_in * 0.4  # the operand multiplexer over the input vector
+            q0 * w_in * 0.67  # the operand multiplexer over the input vector (LUT4s and muxes)
             + p_last * w_out * 0.34  # the output rows' write enables
             + (len(self._groups) + 1) * (self._acc_width + w_out)  # requantisers
             + self._acc_width * 2.24  # accumulator
             + (_bits(self.steps) + _bits(outputs + 1)) * 2  # counters
         )
         ebr = 0
-        for depth, width, ram in (
-            (self.steps, word, False),
-            (outputs, self._acc_width, False),
-            (2 * self._region if len(self.specs) > 2 else self._region, self._scratch_width, True),
-        ):
-            if not depth:
-                continue
-            if depth >= EBR_MIN_DEPTH:
-                ebr += blocks(depth, width, family)
-            elif ram:  # LUT RAM: 16 words of 4 bits in two LUT4s' worth of a slice
-                lut += 2 * -(-depth // 16) * -(-width // 4) + width
+        for depth, width, where in self.memories().values():
+            if where == "block":
+                ebr += blocks(depth, width, self._family)
+                # words from several blocks in depth: a multiplexer of their outputs
+                deep = -(-depth // max(d for d, w in BLOCK_SHAPES[self._family] if w >= 16))
+                lut += (deep - 1) * width
+            elif where == "lutram":  # 16 words of 4 bits per DPR16X4 (six LUT4s' worth)
+                lut += 6 * -(-depth // 16) * -(-width // 4) + width * (depth // 16)
             else:
                 lut += width * -(-depth // 16) * 1.56
         return {"dsp": 1, "ff": round(ff), "lut": round(lut), "ebr": ebr}
@@ -289,83 +328,91 @@ class SharedStage(wiring.Component):
         with m.If(accept):
             m.d.sync += x_buf.eq(self.i.payload)
 
-        # ---- the schedule ROM, read in the issue cycle ----------------------------------------
-        m.submodules.rom = rom = Memory(shape=unsigned(layout.size), depth=steps, init=words)
+        # ---- the schedule ROM, read in the issue cycle; the word is registered in the fabric
+        # (no path starts at a block RAM's slow output) and follows its step down the pipeline:
+        # w[n] is the word of the step issued n cycles ago ------------------------------------
+        where = self.memories()
+        m.submodules.rom = rom = Memory(
+            shape=unsigned(layout.size), depth=steps, init=words, attrs=_style(where["rom"])
+        )
         rom_rd = rom.read_port()
         m.d.comb += rom_rd.addr.eq(step)
-        valid = [full] + [Signal(name=f"valid{n}") for n in range(1, 6)]
-        for n in range(1, 6):
+        valid = [full] + [Signal(name=f"valid{n}") for n in range(1, WRITE + 1)]
+        w = [None, data.View(layout, rom_rd.data)]
+        for n in range(1, WRITE + 1):
             m.d.sync += valid[n].eq(valid[n - 1])
-        w1 = data.View(layout, rom_rd.data)  # the word of the step issued a cycle ago
+            if n >= 2:
+                w.append(Signal(layout, name=f"w{n}", reset_less=True))
+                m.d.sync += w[n].eq(w[n - 1])
 
-        # ---- the operand (cycle 2): the input vector or the scratch memory ---------------------
+        # ---- the operand: read from the input vector or the scratch memory in cycle READ,
+        # registered with its weight in cycle OPERAND -----------------------------------------
         scratch_shape = signed(max(1, self._scratch_width))
         depth = 2 * self._region if len(specs) > 2 else self._region
         operand = signed(self._operand_width)
         x_sel = Signal(in_shape, name="x_sel", reset_less=True)
-        m.d.sync += x_sel.eq(Array(x_buf[n] for n in range(specs[0].factor.q))[w1.src])
+        m.d.sync += x_sel.eq(Array(x_buf[n] for n in range(specs[0].factor.q))[w[READ].src])
         if depth:
-            m.submodules.scratch = scratch = Memory(shape=scratch_shape, depth=depth, init=[])
+            m.submodules.scratch = scratch = Memory(
+                shape=scratch_shape, depth=depth, init=[], attrs=_style(where["scratch"])
+            )
             scratch_rd = scratch.read_port()
             scratch_wr = scratch.write_port()
-            m.d.comb += scratch_rd.addr.eq(w1.src)
-        w2 = Signal(layout, name="w2", reset_less=True)
-        m.d.sync += w2.eq(w1)
-        a_in = Signal(operand, name="a_in")
+            m.d.comb += scratch_rd.addr.eq(w[READ].src)
+        a_op = Signal(operand, name="a_op", reset_less=True)
+        b_op = Signal(signed(self._weight_width), name="b_op", reset_less=True)
+        fetched = w[READ + 1]
         if depth:
-            m.d.comb += a_in.eq(Mux(w2.from_in, x_sel, scratch_rd.data))
+            m.d.sync += a_op.eq(Mux(fetched.from_in, x_sel, scratch_rd.data))
         else:
-            m.d.comb += a_in.eq(x_sel)
-        b_in = Signal(signed(self._weight_width), name="b_in")
-        m.d.comb += b_in.eq(w2.weight.as_signed())
+            m.d.sync += a_op.eq(x_sel)
+        m.d.sync += b_op.eq(fetched.weight.as_signed())
 
-        # ---- operand and product registers (cycles 3, 4) -------------------------------------
+        # ---- the multiplier's input and product registers: the product in cycle PRODUCT -------
         product = Signal(signed(self._operand_width + self._weight_width), reset_less=True)
         if self._dsp == "MULT18X18D":
-            m.submodules.dsp = mult18x18d(a_in, b_in, product)
+            m.submodules.dsp = mult18x18d(a_op, b_op, product)
         else:
             a_reg = Signal(operand, name="a", reset_less=True)
             b_reg = Signal(signed(self._weight_width), name="b", reset_less=True)
-            m.d.sync += [a_reg.eq(a_in), b_reg.eq(b_in), product.eq(a_reg * b_reg)]
-        w3 = Signal(layout, name="w3", reset_less=True)
-        w4 = Signal(layout, name="w4", reset_less=True)
-        m.d.sync += [w3.eq(w2), w4.eq(w3)]
+            m.d.sync += [a_reg.eq(a_op), b_reg.eq(b_op), product.eq(a_reg * b_reg)]
 
-        # ---- start values: the init ROM, one word per output, read as its first step passes
-        # cycle 2, registered for cycle 4 -------------------------------------------------------
+        # ---- start values: the init ROM, one word per output, addressed as an output's first
+        # step passes cycle PRODUCT - 2 and registered for cycle PRODUCT --------------------------
         inits = self.inits()
         acc_shape = signed(self._acc_width)
-        m.submodules.init_rom = init_rom = Memory(shape=acc_shape, depth=len(inits), init=inits)
+        m.submodules.init_rom = init_rom = Memory(
+            shape=acc_shape, depth=len(inits), init=inits, attrs=_style(where["init_rom"])
+        )
         init_rd = init_rom.read_port()
         outputs = Signal(range(len(inits) + 1), name="outputs")  # outputs started so far
         with m.If(accept):
             m.d.sync += outputs.eq(0)
-        with m.Elif(valid[2] & w2.first):
+        with m.Elif(valid[PRODUCT - 2] & w[PRODUCT - 2].first):
             m.d.sync += outputs.eq(outputs + 1)
         m.d.comb += init_rd.addr.eq(outputs)
         init = Signal(acc_shape, name="init", reset_less=True)
         m.d.sync += init.eq(init_rd.data)
 
-        # ---- accumulator (cycle 5) -----------------------------------------------------------
+        # ---- the accumulator, in cycle PRODUCT -----------------------------------------------
         acc = Signal(acc_shape, name="acc", reset_less=True)
-        with m.If(valid[4]):
-            m.d.sync += acc.eq(Mux(w4.first, init, acc) + product)
-        w5 = Signal(layout, name="w5", reset_less=True)
-        m.d.sync += w5.eq(w4)
+        with m.If(valid[PRODUCT]):
+            m.d.sync += acc.eq(Mux(w[PRODUCT].first, init, acc) + product)
 
-        # ---- requantise and write (cycle 6) --------------------------------------------------
-        finished = valid[5] & w5.last
+        # ---- requantise and write, in cycle WRITE ----------------------------------------------
+        done = w[WRITE]
+        finished = valid[WRITE] & done.last
         if depth:
             ys = [
                 requantize(m, acc, shift=shift, relu=relu, fmt=fmt, name=f"y{n}")
                 for n, (shift, relu, fmt) in enumerate(self._groups)
             ]
             y_scratch = Signal(scratch_shape, name="y_scratch")
-            m.d.comb += y_scratch.eq(Array(ys)[w5.group] if len(ys) > 1 else ys[0])
+            m.d.comb += y_scratch.eq(Array(ys)[done.group] if len(ys) > 1 else ys[0])
             m.d.comb += [
-                scratch_wr.addr.eq(w5.dst),
+                scratch_wr.addr.eq(done.dst),
                 scratch_wr.data.eq(y_scratch),
-                scratch_wr.en.eq(finished & ~w5.to_out),
+                scratch_wr.en.eq(finished & ~done.to_out),
             ]
         last = specs[-1]
         y_out = requantize(
@@ -373,11 +420,11 @@ class SharedStage(wiring.Component):
         )
         out_shape = value_shape(last.out_format)
         slot = Signal(data.ArrayLayout(out_shape, last.factor.p), reset_less=True)
-        with m.If(finished & w5.to_out), m.Switch(w5.dst):
+        with m.If(finished & done.to_out), m.Switch(done.dst):
             for row in range(last.factor.p):
                 with m.Case(row):
                     m.d.sync += slot[row].eq(y_out)
         out_valid = Signal()
-        m.d.sync += out_valid.eq(Mux(valid[5] & w5.end, 1, Mux(send, 0, out_valid)))
+        m.d.sync += out_valid.eq(Mux(valid[WRITE] & done.end, 1, Mux(send, 0, out_valid)))
         m.d.comb += [self.o.valid.eq(out_valid), self.o.payload.eq(slot)]
         return m

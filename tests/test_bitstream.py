@@ -115,13 +115,20 @@ def test_a_netlist_that_differs_from_the_golden_model_leaves_no_bitstream(
     assert not (out / "top.bit").exists() and (out / "bitstream" / "top.config").exists()
 
 
-def test_icebreaker_build(tiny_model, calib, tmp_path):  # noqa: F811
+def test_icebreaker_build_with_a_shared_stage(tiny_model, calib, tmp_path):  # noqa: F811
+    """Two multipliers for the tiny model's three factors: fc1's two factors share one (a shared
+    stage, its memories in the iCE40's block RAM), fc2 has the other."""
     out = tmp_path / "ice"
-    assert _build(tiny_model, calib, out, "--board", "icebreaker") == 0
+    assert _build(tiny_model, calib, out, "--board", "icebreaker", "--dsp-budget", "2") == 0
     assert (out / "top.bin").stat().st_size > 50_000
-    synth = json.loads((out / "report.json").read_text())["synth"]
+    report = json.loads((out / "report.json").read_text())
+    synth, estimate = report["synth"], report["synth"]["estimate"]
+    assert [st["name"] for st in report["hardware"]["stages"]] == ["fc1.f0..fc1.f1", "fc2.f0"]
     assert synth["timing_met"] and synth["clock_mhz"] == 12.0
-    assert synth["utilization"]["ICESTORM_DSP"]["used"] == 8
+    used = {cell: v["used"] for cell, v in synth["utilization"].items()}
+    assert used["ICESTORM_DSP"] == estimate["dsp"] == 2
+    assert abs(used.get("ICESTORM_RAM", 0) - estimate["ebr"]) <= 1
+    assert synth["rtl_check"]["mismatches"] == 0
 
 
 def test_missed_clock_is_an_error_and_leaves_no_bitstream(tiny_model, calib, tmp_path, capsys):  # noqa: F811

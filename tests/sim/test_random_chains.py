@@ -3,7 +3,8 @@
 A fixed plan of cases (the same every run): random layer sizes drawn from awkward ones (primes,
 sizes that are not powers of two), random chains of every shape (monotonic, bulging, any),
 random activation and weight widths (powers of two and not, up to 16 bits), several multiplier
-budgets (one per stage, a fraction of the MACs, fully parallel), multipliers as MULT18X18D cells
+budgets (one per stage, a fraction of the MACs, fully parallel, half as many as the factors:
+shared stages), multipliers as MULT18X18D cells
 or left to synthesis, with and without registers between stages, and random input idles and
 output backpressure. Every output element of some 10,000 vectors must equal the golden model's.
 """
@@ -43,7 +44,7 @@ SIZES = (5, 6, 7, 10, 11, 12, 13, 15, 17, 18, 20, 21, 24, 30)
 ACT_BITS = (4, 5, 6, 7, 9, 10, 12, 16)
 WEIGHT_BITS = (3, 5, 6, 7, 9, 11, 13, 16)
 SHAPES = ("monotonic", "bulging", "any")
-BUDGETS = ("per stage", "eighth", "third", "parallel")
+BUDGETS = ("per stage", "eighth", "third", "parallel", "shared")
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ def graph_of(case: Case) -> Graph:
 def budget_of(case: Case, graph: Graph) -> int:
     macs = [f.params for op in graph.layers for f in op.chain.factors]
     stages = len(macs)
+    if case.budget == "shared":  # fewer multipliers than factors
+        return max(1, stages // 2)
     wanted = {
         "per stage": stages,
         "eighth": sum(macs) // 8,
@@ -175,6 +178,8 @@ def test_random_chain_core_matches_golden_model(case, tmp_path):
         lowered = lower(graph, budget=budget, dsp=case.dsp, stage_registers=True)
     if case.budget == "parallel" and budget < MAX_MULTIPLIERS:
         assert lowered.ii == 1
+    if case.budget == "shared":
+        assert len(lowered.network.stages) < len(lowered.plans)
     core = tmp_path / "core.v"
     core.write_text(verilog.convert(lowered.network, name=CORE_NAME, emit_src=False))
     x = stimulus(graph, VECTORS, case.seed)
