@@ -137,6 +137,21 @@ def _last_utilisation(log_text: str) -> dict[str, tuple[int, int]]:
     return utilization
 
 
+def overfull(log_text: str) -> list[str]:
+    """The cells of the last utilisation block that exceed the device (``"ICESTORM_LC 7,023
+    of 5,280"``): why nextpnr found "no BELs remaining"; empty when none does or there is no
+    block."""
+    try:
+        utilization = _last_utilisation(log_text)
+    except ValueError:
+        return []
+    return [
+        f"{cell} {used:,} of {total:,}"
+        for cell, (used, total) in utilization.items()
+        if used > total
+    ]
+
+
 def _last_timing_summary(log_text: str) -> list[re.Match[str]]:
     # nextpnr prints one summary after placement and one after routing, each naming every clock
     # once: the last summary is the run of lines, from the end, before a clock repeats

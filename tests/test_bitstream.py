@@ -109,10 +109,12 @@ def test_a_netlist_that_differs_from_the_golden_model_leaves_no_bitstream(
     assert _build(tiny_model, calib, out, *args) == 2
     err = capsys.readouterr().err
     assert "the synthesised netlist differs from the golden model" in err
-    assert 'REG_OUTPUT_CLK("NONE")' in (out / "netlist" / "core_netlist_sim.v").read_text()
-    results = json.loads((out / "sim_netlist" / "results.json").read_text())
+    failed = tmp_path / "broken.failed"  # a failed build's files, for debugging
+    assert not out.exists()
+    assert 'REG_OUTPUT_CLK("NONE")' in (failed / "netlist" / "core_netlist_sim.v").read_text()
+    results = json.loads((failed / "sim_netlist" / "results.json").read_text())
     assert results["mismatches"] > 0 and results["vectors"] == 8
-    assert not (out / "top.bit").exists() and (out / "bitstream" / "top.config").exists()
+    assert not (failed / "top.bit").exists() and (failed / "bitstream" / "top.config").exists()
 
 
 def test_icebreaker_build_with_a_shared_stage(tiny_model, calib, tmp_path):  # noqa: F811

@@ -81,3 +81,23 @@ def test_butterfly_model_uses_two_by_two_factors():
         assert chain.is_dense()
         assert sum((f.r, f.s) == (2, 2) for f in chain.factors) == 6 + (name == "fc2")
     assert acc > 0.9
+
+
+def test_tiny_pair_debut_within_one_test_sample_at_a_third_of_the_macs():
+    """The tiny-board pair (examples/train_tiny.py): the DeBut twin has under a third of the
+    dense model's MACs and its 8-bit test accuracy is within one test sample of the dense
+    model's 8-bit accuracy (computed here by the golden model on the test split)."""
+    from tests.helpers import quantize_model
+
+    dense = quantize_model(EXAMPLES / "digits_tiny_dense.pt")
+    debut = quantize_model(EXAMPLES / "digits_tiny_debut.pt")
+    macs = {
+        name: sum(f.params for op in q.graph.layers for f in op.chain.factors)
+        for name, q in (("dense", dense), ("debut", debut))
+    }
+    assert macs["dense"] == 64 * 64 + 64 * 64 + 64 * 10
+    assert macs["debut"] * 3 <= macs["dense"]
+    samples = len(dense.data.test)
+    assert samples == 450
+    assert debut.fixed_accuracy >= dense.fixed_accuracy - 1 / samples
+    assert dense.fixed_accuracy > 0.95

@@ -6,7 +6,6 @@ inputs to ``run``."""
 import copy
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -193,7 +192,6 @@ def test_small_files_cannot_ask_for_large_allocations(tmp_path):
         assert code == 2, result.stderr
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
         assert peak_kb < 1_000_000, f"{path.name}: peak RSS {peak_kb} KB"
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1_000_000
 
 
 def test_extreme_weights_are_named(tmp_path, capsys):

@@ -14,7 +14,13 @@ from boards.flow import constraints_name, routed_name, write_design
 from boards.flow import pack as pack_bitstream
 from boards.harness import BoardTop, clock_plan
 from boards.link.protocol import DEFAULT_BAUD, selftest_checksum
-from boards.nextpnr import critical_path, parse_nextpnr_log, phase_reporter, place_and_route
+from boards.nextpnr import (
+    critical_path,
+    overfull,
+    parse_nextpnr_log,
+    phase_reporter,
+    place_and_route,
+)
 from boards.tools import tool_failure
 from boards.yosys import synthesize
 from compiler.console import table
@@ -24,7 +30,7 @@ from compiler.options import AUTO_FIRST_MHZ, AUTO_MARGIN, AUTO_PASSES
 from compiler.steps.core import selftest_vectors
 from compiler.steps.state import BoardBuild, BuildState
 from compiler.verification import check_core, input_vectors
-from debut.errors import TimingError
+from debut.errors import FitError, TimingError
 
 __all__ = [
     "AUTO_FIRST_MHZ",
@@ -196,6 +202,13 @@ def _place_and_route(state: BuildState):
         on_quiet=on_quiet,
     )
     if status != 0:
+        over = overfull(log)
+        if over:
+            raise FitError(
+                f"the design does not fit {board.device}: placement needs {', '.join(over)} "
+                "(the estimate was short of it); rebuild with a smaller --dsp-budget, or a "
+                f"larger board (log {build.workdir / 'nextpnr.log'})"
+            )
         raise tool_failure("nextpnr", status, build.workdir / "nextpnr.log", log)
     report = parse_nextpnr_log(log)
     build.nextpnr = report
