@@ -48,7 +48,7 @@ def test_ulx3s_12f_build_matches_estimate_and_netlist(tiny_model, calib, tmp_pat
             "--dsp-budget",
             "8",
             "--netlist-sim",
-            "300",
+            "8",
         )
         == 0
     )
@@ -74,7 +74,10 @@ def test_ulx3s_12f_build_matches_estimate_and_netlist(tiny_model, calib, tmp_pat
     assert used["TRELLIS_COMB"] == pytest.approx(estimate["lut"], rel=0.25)
     assert used["TRELLIS_FF"] == pytest.approx(estimate["ff"], rel=0.25)
     assert used["TRELLIS_COMB"] <= 12_000  # the 12F's own budget, not the 25F die it shares
-    assert synth["netlist_check"]["mismatches"] == 0 and synth["netlist_check"]["vectors"] == 300
+    # the packed netlist at its pins: PING, the 32 self-test vectors, 8 INFER frames
+    check = synth["netlist_check"]
+    assert (check["vectors"], check["mismatches"], check["framing_errors"]) == (40, 0, 0)
+    assert not check["timed_out"] and check["cycles_per_vector"] >= report["hardware"]["ii_cycles"]
     assert report["artifacts"]["bitstream"] == str(bitstream)
     assert report["throughput"]["inferences_per_s"] == pytest.approx(
         clock * 1e6 / report["hardware"]["ii_cycles"]
@@ -96,22 +99,24 @@ def test_a_netlist_that_differs_from_the_golden_model_leaves_no_bitstream(
     monkeypatch,
     capsys,
 ):
-    """A netlist whose DSPs lost their output register after synthesis (one Yosys command more,
-    as a synthesis bug would): the netlist check finds the mismatches, the build exits with an
-    error and writes no bitstream."""
+    """A simulation netlist whose DSPs lost their output register (one Yosys command more in the
+    synth step's run, as a synthesis bug would): the netlist check finds the differences over
+    the UART, the build exits with an error and writes no bitstream."""
     from compiler.steps import board
 
-    write = "write_verilog -noattr core_netlist_sim.v\n"
+    write = "write_verilog -noattr top_netlist_sim.v\n"
     broken = 'setparam -set REG_OUTPUT_CLK "NONE" t:MULT18X18D\n' + write
     monkeypatch.setattr(board, "NETLIST_SCRIPT", board.NETLIST_SCRIPT.replace(write, broken))
     out = tmp_path / "broken"
-    args = ("--board", "ulx3s-12f", "--dsp-budget", "8", "--netlist-sim", "8")
+    args = ("--board", "ulx3s-12f", "--dsp-budget", "8", "--netlist-sim", "2")
     assert _build(tiny_model, calib, out, *args) == 2
     err = capsys.readouterr().err
     assert "the synthesised netlist differs from the golden model" in err
-    assert 'REG_OUTPUT_CLK("NONE")' in (out / "netlist" / "core_netlist_sim.v").read_text()
+    assert "SELFTEST: checksum" in err
+    assert 'REG_OUTPUT_CLK("NONE")' in (out / "bitstream" / "top_netlist_sim.v").read_text()
+    assert 'REG_OUTPUT_CLK("NONE")' not in (out / "bitstream" / "top_netlist.v").read_text()
     results = json.loads((out / "sim_netlist" / "results.json").read_text())
-    assert results["mismatches"] > 0 and results["vectors"] == 8
+    assert len(results["exchanges"]) == 2 + 2  # PING, SELFTEST, 2 INFER
     assert not (out / "top.bit").exists() and (out / "bitstream" / "top.config").exists()
 
 
@@ -166,8 +171,8 @@ def test_digits_debut_build_fills_the_ulx3s_12f(tmp_path):
     assert synth["timing_met"] and synth["fmax_mhz"] >= synth["clock_mhz"] == 37.5
     assert synth["rtl_check"]["mismatches"] == 0 and synth["rtl_check"]["vectors"] == 16
     check = synth["netlist_check"]
-    assert (check["vectors"], check["mismatches"]) == (4, 0)
-    assert "DP16KD" in (out / "netlist" / "core_netlist.v").read_text()
+    assert (check["vectors"], check["mismatches"]) == (4 + 32, 0)
+    assert "DP16KD" in (out / "bitstream" / "top_netlist.v").read_text()
     assert (out / "top.bit").stat().st_size > 100_000
     assert report["quant"]["fixed_accuracy"] > 0.95
     assert report["throughput"]["inferences_per_s"] == pytest.approx(37.5e6 / 235)
