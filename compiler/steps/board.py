@@ -43,17 +43,21 @@ __all__ = [
 
 # With the netlist check, in the synth step's own Yosys run, after synthesis: the board top's
 # netlist as mapped (top_netlist.v), then the same netlist for simulation (top_netlist_sim.v):
-# every logic cell replaced by Yosys's own simulation model of it (the LUTs, flip-flops, carry
-# cells and muxes as plain logic, which a simulator runs several times faster than thousands of
-# model instances) and the I/O cells by plain connections (sim/models/trellis_io_map.v). The DSP,
-# block RAM and PLL cells stay instances, for our models (sim/models/). The mapped design is saved
-# before and loaded after, so the JSON nextpnr gets is the one a build without the check makes.
+# the LUTs as the INIT bit their inputs select and the I/O cells as plain connections
+# (sim/models/netlist_sim_map.v); the flip-flops, carry cells and muxes replaced by Yosys's own
+# simulation models of them; multi-bit wires split into bits, which keeps Verilator from seeing
+# loops where one bit of a wire feeds another through logic (27 such on a small core's top, each
+# evaluated again and again until it settles). The DSP, block RAM and PLL cells stay instances,
+# for our models (sim/models/). The mapped design is saved before and loaded after, so the JSON
+# nextpnr gets is the one a build without the check writes.
 NETLIST_SCRIPT = (
     "write_verilog -noattr top_netlist.v\n"
     "design -save mapped\n"
-    "techmap -autoproc -map +/ecp5/cells_sim.v t:LUT4 t:TRELLIS_FF t:CCU2C t:PFUMX t:L6MUX21 "
+    "techmap -map netlist_sim_map.v t:LUT4 t:TRELLIS_IO\n"
+    "techmap -autoproc -map +/ecp5/cells_sim.v t:TRELLIS_FF t:CCU2C t:PFUMX t:L6MUX21 "
     "t:TRELLIS_DPR16X4\n"
-    "techmap -map trellis_io_map.v t:TRELLIS_IO\n"
+    "opt_clean\n"
+    "splitnets\n"
     "opt_clean\n"
     "write_verilog -noattr top_netlist_sim.v\n"
     "design -load mapped\n"
@@ -115,7 +119,7 @@ def synth(state: BuildState) -> None:
     """Yosys: the board top to a netlist of the board's cells; with the netlist check, the
     same run also writes that netlist as Verilog, as mapped and for simulation
     (``NETLIST_SCRIPT``)."""
-    from sim.runner import TRELLIS_IO_MAP
+    from sim.runner import NETLIST_SIM_MAP
 
     build = state.board_build
     workdir = build.workdir
@@ -123,7 +127,7 @@ def synth(state: BuildState) -> None:
     for name in NETLIST_FILES:
         (workdir / name).unlink(missing_ok=True)
     if _netlist_check(state):
-        shutil.copyfile(TRELLIS_IO_MAP, workdir / "trellis_io_map.v")
+        shutil.copyfile(NETLIST_SIM_MAP, workdir / NETLIST_SIM_MAP.name)
         extra = NETLIST_SCRIPT
     build.cells, build.mapper = synthesize(workdir, family=build.board.family, extra=extra)
     if build.mapper != "abc9":
