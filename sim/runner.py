@@ -153,13 +153,9 @@ def available(simulator: str) -> bool:
     return True
 
 
-def sim_sources(verilog: Path, netlist: Path | None = None) -> list[Path]:
-    """The Verilog files a simulation of ``verilog`` (or of ``netlist``, a synthesised netlist of
-    the same top) compiles, the design first; the ECP5 cell models of a netlist come separately
-    (:func:`ecp5_cell_models`)."""
+def sim_sources(verilog: Path) -> list[Path]:
+    """The Verilog files a simulation of ``verilog`` compiles, the design first."""
     verilog = Path(verilog).resolve()
-    if netlist is not None:
-        return [Path(netlist).resolve(), MULT18X18D_MODEL, DP16KD_MODEL]
     if "MULT18X18D" in verilog.read_text():
         return [verilog, MULT18X18D_MODEL]  # a core built for an ECP5 board instantiates its DSPs
     return [verilog]
@@ -222,7 +218,6 @@ def run_sim(
     idle: float = 0.2,
     stall: float = 0.2,
     waves: bool = False,
-    netlist: Path | None = None,
 ) -> SimResult:
     """Simulate the core in ``verilog`` (with the ports of ``interface``) on ``inputs`` (N x
     input elements, integers in the input format) and compare every output element with
@@ -235,9 +230,6 @@ def run_sim(
     when the simulator is not installed and :class:`SimulationError` when nothing could be
     simulated; mismatches are reported in the result, not raised.
 
-    With ``netlist`` (a Verilog netlist of the same top from ``synth_ecp5``), that netlist is
-    simulated instead of ``core.v``, with Yosys's ECP5 cell models and our own models of the
-    MULT18X18D and of the DP16KD's ROM uses (``sim/models/``; Yosys has only blackboxes).
     Verilator simulates two-state logic (registers start at zero, as the device's do after
     configuration), Icarus four-state (unknown values show as mismatches).
     """
@@ -263,15 +255,7 @@ def run_sim(
     top = interface.top
 
     build_log = sim_dir / "build.log"
-    sources = sim_sources(verilog, netlist)
-    if netlist is not None:
-        unmodelled = [c for c in UNMODELLED_ECP5_CELLS if c in sources[0].read_text()]
-        if unmodelled:
-            raise SimulationError(
-                f"{netlist} uses {', '.join(unmodelled)}, which Yosys ships only as a blackbox "
-                "(no simulation model)"
-            )
-        sources.append(ecp5_cell_models(sim_dir / "ecp5_cells.v"))
+    sources = sim_sources(verilog)
     runner = get_runner(simulator)
     sim_log = sim_dir / "sim.log"
     env = {
@@ -419,7 +403,8 @@ def run_top_sim(
     if not netlist.is_file():
         raise SimulationError(f"{netlist} does not exist; synthesise the board top first")
     text = netlist.read_text()
-    unmodelled = [c for c in (*UNMODELLED_ECP5_CELLS, "TRELLIS_IO") if c in text]
+    cells = (*UNMODELLED_ECP5_CELLS, "TRELLIS_IO")  # an I/O cell the techmap left: not a wire
+    unmodelled = [c for c in cells if re.search(rf"^\s*{c}\b", text, re.M)]
     if unmodelled:
         raise SimulationError(
             f"{netlist} uses {', '.join(unmodelled)}, which the netlist check does not model"

@@ -253,8 +253,8 @@ def _place_and_route(state: BuildState):
 
 
 def netlist_simulator() -> str:
-    """The netlist check's simulator: Verilator when installed, else Icarus (docs/verification.md
-    has the times of both)."""
+    """The netlist check's simulator: Verilator when installed, else Icarus (seventy times
+    slower on a small core's top: docs/cli.md)."""
     from sim.runner import available
 
     return "verilator" if available("verilator") else "icarus"

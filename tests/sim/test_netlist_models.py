@@ -18,30 +18,25 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from boards.yosys import synthesize
-from compiler.artifacts import read_manifest
-from compiler.cli import main
 from debut.errors import SimulationError
 from hw.dsp import mult18x18d
-from sim.runner import DP16KD_MODEL, MULT18X18D_MODEL, ecp5_cell_models, run_sim
-from tests.test_cli import tiny_model  # noqa: F401  (fixture)
+from sim.runner import DP16KD_MODEL, MULT18X18D_MODEL, available, ecp5_cell_models, run_top_sim
 
 
-def test_unmodelled_cell_in_a_netlist_is_refused(tiny_model, tmp_path):  # noqa: F811
-    rng = np.random.default_rng(1)
-    np.savez(tmp_path / "cal.npz", X=rng.standard_normal((20, 8)))
-    out = tmp_path / "b"
-    args = ["build", str(tiny_model), "--calib", str(tmp_path / "cal.npz"), "--out", str(out)]
-    assert main([*args, "--no-synth"]) == 0
-    netlist = tmp_path / "core_netlist.v"
-    netlist.write_text((out / "core.v").read_text() + "\nmodule rom; PDPW16KD ram (); endmodule\n")
-    with pytest.raises(SimulationError, match=r"uses PDPW16KD, which Yosys ships only as a"):
-        run_sim(
-            out / "core.v",
-            read_manifest(out).interface,
-            np.zeros((1, 8), dtype=np.int64),
-            np.zeros((1, 3), dtype=np.int64),
+def test_unmodelled_cell_in_a_netlist_is_refused(tmp_path):
+    netlist = tmp_path / "top_netlist_sim.v"
+    netlist.write_text("module top(clk);\n  input clk;\n  PDPW16KD ram ();\nendmodule\n")
+    with pytest.raises(SimulationError, match=r"uses PDPW16KD, which the netlist check does not"):
+        run_top_sim(
+            netlist,
+            top="top",
+            clock="clk",
+            rx="rx",
+            tx="tx",
+            divisor=4,
+            exchanges=[],
             sim_dir=tmp_path / "sim",
-            netlist=netlist,
+            simulator="icarus" if available("icarus") else "verilator",
         )
 
 
