@@ -118,6 +118,14 @@ async def top_answers_over_its_uart(dut) -> None:
                 "cycles": _cycle() - begin,
             }
         )
+        dut._log.info(
+            "exchange %d: %d of %d bytes back in %d cycles (%.1f s)",
+            len(exchanges) - 1,
+            len(receiver.received),
+            exchange["expect"],
+            _cycle() - begin,
+            time.perf_counter() - start,
+        )
     results = {
         "exchanges": exchanges,
         "framing_errors": receiver.framing_errors,
