@@ -297,8 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="also simulate the synthesised netlist of the core (ECP5 cell models; Verilator, "
-        "else Icarus) on N vectors against the golden model (default 0, off)",
+        help="also simulate the synthesised netlist of the board top at its pins (ECP5 cell "
+        "models; Verilator, else Icarus): PING, the self-test at full speed and N vectors over "
+        "the UART, against the golden model (default 0, off)",
     )
     add_output_options(build, per_board=True)
     build.set_defaults(run=cmd_build)

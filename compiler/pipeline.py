@@ -50,7 +50,7 @@ from compiler.options import Options
 from compiler.provenance import git_revision, tool_versions
 from compiler.steps import board, core, front
 from compiler.steps.state import BuildState
-from compiler.verification import sim_section
+from compiler.verification import sim_section, top_check_section
 from debut.errors import CompilerError, OptionError
 
 __all__ = [
@@ -88,7 +88,7 @@ BUILD_STEPS: tuple[Step, ...] = (
     Step("harness", board.harness, "the board top around the core"),
     Step("synth", board.synth, "Yosys"),
     Step("pnr", board.pnr, "nextpnr"),
-    Step("netlist", board.netlist, "the synthesised netlist against the golden model"),
+    Step("netlist", board.netlist, "the board top's netlist over its UART"),
     Step("pack", board.pack, "the bitstream"),
 )
 SWEEP = Step("sweep", front.sweep, "fixed-point accuracy at 4 to 12 bits")
@@ -351,7 +351,9 @@ def _synth_section(state: BuildState) -> SynthSection:
         design_id=build.design_id,
         tools=tool_versions(),
         rtl_check=None if state.check is None else sim_section(state.check),
-        netlist_check=None if state.netlist_check is None else sim_section(state.netlist_check),
+        netlist_check=(
+            None if state.netlist_check is None else top_check_section(state.netlist_check)
+        ),
         logs={
             "yosys": state.recorded(build.workdir / "yosys.log"),
             "nextpnr": state.recorded(build.workdir / "nextpnr.log"),

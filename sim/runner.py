@@ -35,6 +35,8 @@ from sim.cocotb_bench import (
     ENV_VECTORS,
     Mismatch,
 )
+from sim.top_bench import ENV_PLAN as ENV_TOP_PLAN
+from sim.top_bench import ENV_RESULTS as ENV_TOP_RESULTS
 
 __all__ = [
     "MULT18X18D_MODEL",
@@ -42,17 +44,23 @@ __all__ = [
     "SimResult",
     "SimulationError",
     "SimulatorMissingError",
+    "TopSimResult",
     "available",
     "cached_model",
     "ecp5_cell_models",
     "expected_cycles",
     "run_sim",
+    "run_top_sim",
     "sim_sources",
 ]
 
 BENCH_MODULE = "sim.cocotb_bench"
+TOP_BENCH_MODULE = "sim.top_bench"
 MULT18X18D_MODEL = Path(__file__).parent / "models" / "mult18x18d.v"
 DP16KD_MODEL = Path(__file__).parent / "models" / "dp16kd.v"
+EHXPLLL_MODEL = Path(__file__).parent / "models" / "ehxplll.v"
+# a Yosys techmap for the simulation netlist of a board top: LUTs and I/O cells (see the file)
+NETLIST_SIM_MAP = Path(__file__).parent / "models" / "netlist_sim_map.v"
 TIMESCALE = verilator.TIMESCALE
 WAVES_TOP = "debut_waves"
 # the simulators, the default first
@@ -145,13 +153,9 @@ def available(simulator: str) -> bool:
     return True
 
 
-def sim_sources(verilog: Path, netlist: Path | None = None) -> list[Path]:
-    """The Verilog files a simulation of ``verilog`` (or of ``netlist``, a synthesised netlist of
-    the same top) compiles, the design first; the ECP5 cell models of a netlist come separately
-    (:func:`ecp5_cell_models`)."""
+def sim_sources(verilog: Path) -> list[Path]:
+    """The Verilog files a simulation of ``verilog`` compiles, the design first."""
     verilog = Path(verilog).resolve()
-    if netlist is not None:
-        return [Path(netlist).resolve(), MULT18X18D_MODEL, DP16KD_MODEL]
     if "MULT18X18D" in verilog.read_text():
         return [verilog, MULT18X18D_MODEL]  # a core built for an ECP5 board instantiates its DSPs
     return [verilog]
@@ -214,7 +218,6 @@ def run_sim(
     idle: float = 0.2,
     stall: float = 0.2,
     waves: bool = False,
-    netlist: Path | None = None,
 ) -> SimResult:
     """Simulate the core in ``verilog`` (with the ports of ``interface``) on ``inputs`` (N x
     input elements, integers in the input format) and compare every output element with
@@ -227,9 +230,6 @@ def run_sim(
     when the simulator is not installed and :class:`SimulationError` when nothing could be
     simulated; mismatches are reported in the result, not raised.
 
-    With ``netlist`` (a Verilog netlist of the same top from ``synth_ecp5``), that netlist is
-    simulated instead of ``core.v``, with Yosys's ECP5 cell models and our own models of the
-    MULT18X18D and of the DP16KD's ROM uses (``sim/models/``; Yosys has only blackboxes).
     Verilator simulates two-state logic (registers start at zero, as the device's do after
     configuration), Icarus four-state (unknown values show as mismatches).
     """
@@ -255,15 +255,7 @@ def run_sim(
     top = interface.top
 
     build_log = sim_dir / "build.log"
-    sources = sim_sources(verilog, netlist)
-    if netlist is not None:
-        unmodelled = [c for c in UNMODELLED_ECP5_CELLS if c in sources[0].read_text()]
-        if unmodelled:
-            raise SimulationError(
-                f"{netlist} uses {', '.join(unmodelled)}, which Yosys ships only as a blackbox "
-                "(no simulation model)"
-            )
-        sources.append(ecp5_cell_models(sim_dir / "ecp5_cells.v"))
+    sources = sim_sources(verilog)
     runner = get_runner(simulator)
     sim_log = sim_dir / "sim.log"
     env = {
@@ -358,3 +350,124 @@ def _build_icarus(runner, sources: list[Path], top: str, sim_dir: Path, log: Pat
         )
     except (RuntimeError, SystemExit) as exc:
         raise SimulationError(f"icarus could not compile {sources[0]}; see {log}") from exc
+
+
+@dataclass(frozen=True)
+class TopSimResult:
+    """What one simulation of a board top over its UART (:func:`run_top_sim`) saw: per
+    exchange, the bytes received, whether the reply's bytes did not all arrive in time and the
+    clock cycles it took; the UART characters with a low stop bit; the simulated cycles, their
+    wall time (``sim_s``) and the whole run's (``wall_s``, compilation included), as
+    :class:`SimResult`."""
+
+    simulator: str
+    received: tuple[bytes, ...]
+    timed_out: tuple[bool, ...]
+    exchange_cycles: tuple[int, ...]
+    framing_errors: int
+    cycles: int
+    sim_s: float
+    wall_s: float
+    sim_dir: Path
+    compile_s: float = 0.0
+    model_cached: bool = False
+    optimization: str | None = None
+
+
+def run_top_sim(
+    netlist: Path,
+    *,
+    top: str,
+    clock: str,
+    rx: str,
+    tx: str,
+    divisor: int,
+    exchanges: list[tuple[bytes, int, int]],
+    sim_dir: Path,
+    simulator: str = "verilator",
+    start_cycles: int = 64,
+) -> TopSimResult:
+    """Simulate ``netlist``, the simulation netlist of a whole ECP5 board top (module ``top``,
+    logic cells as plain logic, I/O cells as connections: ``NETLIST_SIM_MAP``), with Yosys's
+    ECP5 cell models and our models of the MULT18X18D, the DP16KD's ROM uses and the PLL (a
+    pass-through that locks, ``sim/models/ehxplll.v``), driving the pin ``clock`` and talking
+    over the UART pins ``rx`` and ``tx`` at ``divisor`` cycles per bit (the bench:
+    :mod:`sim.top_bench`).
+
+    ``exchanges``: (request bytes, reply length in bytes, cycles allowed) each, sent in order,
+    each after the previous reply. Raises :class:`SimulatorMissingError` and
+    :class:`SimulationError` as :func:`run_sim`."""
+    start = time.perf_counter()
+    _check_simulator(simulator)
+    netlist = Path(netlist).resolve()
+    if not netlist.is_file():
+        raise SimulationError(f"{netlist} does not exist; synthesise the board top first")
+    text = netlist.read_text()
+    cells = (*UNMODELLED_ECP5_CELLS, "TRELLIS_IO")  # an I/O cell the techmap left: not a wire
+    unmodelled = [c for c in cells if re.search(rf"^\s*{c}\b", text, re.M)]
+    if unmodelled:
+        raise SimulationError(
+            f"{netlist} uses {', '.join(unmodelled)}, which the netlist check does not model"
+        )
+    sim_dir = Path(sim_dir).resolve()
+    sim_dir.mkdir(parents=True, exist_ok=True)
+    plan_path, results_path = sim_dir / "plan.json", sim_dir / "results.json"
+    plan = {
+        "clock": clock,
+        "rx": rx,
+        "tx": tx,
+        "divisor": divisor,
+        "start_cycles": start_cycles,
+        "exchanges": [
+            {"send": send.hex(), "expect": expect, "timeout_cycles": limit}
+            for send, expect, limit in exchanges
+        ],
+    }
+    plan_path.write_text(json.dumps(plan, indent=1))
+    results_path.unlink(missing_ok=True)
+    sources = [netlist, MULT18X18D_MODEL, DP16KD_MODEL, EHXPLLL_MODEL]
+    sources.append(ecp5_cell_models(sim_dir / "ecp5_cells.v"))
+    build_log, sim_log = sim_dir / "build.log", sim_dir / "sim.log"
+    runner = get_runner(simulator)
+    env = {ENV_TOP_PLAN: str(plan_path), ENV_TOP_RESULTS: str(results_path)}
+    cycles = start_cycles + sum(limit for _, _, limit in exchanges)
+    model_cached, optimization = False, None
+    with _environment_without(("WAVES", *env)):
+        if simulator == "verilator":
+            model = verilator.build_model(sources, top, log=build_log, cycles=cycles)
+            build_dir, compile_s, model_cached = model.path, model.compile_s, model.cached
+            optimization = model.level
+        else:
+            compile_start = time.perf_counter()
+            _build_icarus(runner, sources, top, sim_dir, build_log, waves=False)
+            build_dir, compile_s = sim_dir, time.perf_counter() - compile_start
+        with suppress(RuntimeError, SystemExit):
+            runner.test(
+                test_module=TOP_BENCH_MODULE,
+                hdl_toplevel=top,
+                hdl_toplevel_lang="verilog",
+                build_dir=build_dir,
+                test_dir=sim_dir,
+                extra_env=env,
+                timescale=TIMESCALE,
+                log_file=sim_log,
+                results_xml=str(sim_dir / "results.xml"),
+            )
+    if not results_path.is_file():
+        raise SimulationError(f"the {simulator} simulation stopped without results; see {sim_log}")
+    results = json.loads(results_path.read_text())
+    exchanged = results["exchanges"]
+    return TopSimResult(
+        simulator=simulator,
+        received=tuple(bytes.fromhex(e["received"]) for e in exchanged),
+        timed_out=tuple(e["timed_out"] for e in exchanged),
+        exchange_cycles=tuple(e["cycles"] for e in exchanged),
+        framing_errors=results["framing_errors"],
+        cycles=results["cycles"],
+        sim_s=results["sim_wall_s"],
+        wall_s=time.perf_counter() - start,
+        sim_dir=sim_dir,
+        compile_s=compile_s,
+        model_cached=model_cached,
+        optimization=optimization,
+    )

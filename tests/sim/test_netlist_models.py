@@ -1,9 +1,11 @@
 """Our simulation models of ECP5 cells that Yosys ships only as blackboxes, each against an
-independent behaviour (the contents of ROMs Yosys mapped into DP16KD blocks; the products of plain
-multiplies Yosys mapped onto MULT18X18D cells, and Yosys's own mapping of a registered multiply
-beside the cell as the cores instantiate it), and the refusal of a netlist holding a cell that no
-model covers (simulated, its outputs would be X)."""
+independent behaviour (ROMs Yosys mapped into DP16KD blocks beside the same ROMs' own Verilog, in
+every configuration the designs use; the products of plain multiplies Yosys mapped onto MULT18X18D
+cells, and Yosys's own mapping of a registered multiply beside the cell as the cores instantiate
+it), and the refusal of a netlist holding a cell that no model covers (simulated, its outputs
+would be X)."""
 
+import re
 import shutil
 import subprocess
 
@@ -16,30 +18,25 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from boards.yosys import synthesize
-from compiler.artifacts import read_manifest
-from compiler.cli import main
 from debut.errors import SimulationError
 from hw.dsp import mult18x18d
-from sim.runner import DP16KD_MODEL, MULT18X18D_MODEL, ecp5_cell_models, run_sim
-from tests.test_cli import tiny_model  # noqa: F401  (fixture)
+from sim.runner import DP16KD_MODEL, MULT18X18D_MODEL, available, ecp5_cell_models, run_top_sim
 
 
-def test_unmodelled_cell_in_a_netlist_is_refused(tiny_model, tmp_path):  # noqa: F811
-    rng = np.random.default_rng(1)
-    np.savez(tmp_path / "cal.npz", X=rng.standard_normal((20, 8)))
-    out = tmp_path / "b"
-    args = ["build", str(tiny_model), "--calib", str(tmp_path / "cal.npz"), "--out", str(out)]
-    assert main([*args, "--no-synth"]) == 0
-    netlist = tmp_path / "core_netlist.v"
-    netlist.write_text((out / "core.v").read_text() + "\nmodule rom; PDPW16KD ram (); endmodule\n")
-    with pytest.raises(SimulationError, match=r"uses PDPW16KD, which Yosys ships only as a"):
-        run_sim(
-            out / "core.v",
-            read_manifest(out).interface,
-            np.zeros((1, 8), dtype=np.int64),
-            np.zeros((1, 3), dtype=np.int64),
+def test_unmodelled_cell_in_a_netlist_is_refused(tmp_path):
+    netlist = tmp_path / "top_netlist_sim.v"
+    netlist.write_text("module top(clk);\n  input clk;\n  PDPW16KD ram ();\nendmodule\n")
+    with pytest.raises(SimulationError, match=r"uses PDPW16KD, which the netlist check does not"):
+        run_top_sim(
+            netlist,
+            top="top",
+            clock="clk",
+            rx="rx",
+            tx="tx",
+            divisor=4,
+            exchanges=[],
             sim_dir=tmp_path / "sim",
-            netlist=netlist,
+            simulator="icarus" if available("icarus") else "verilator",
         )
 
 
@@ -59,60 +56,77 @@ class Rom(wiring.Component):
         return m
 
 
+def dp16kd_uses(netlist: str) -> set[tuple[int, str]]:
+    """(data width, port) of each DP16KD read port in a netlist: the port whose clock enable is
+    tied high, at that port's DATA_WIDTH."""
+    uses = set()
+    for params, ports in re.findall(r"DP16KD #\((.*?)\)\s*\S+\s*\((.*?)\);", netlist, re.S):
+        for port in "AB":
+            if f".CE{port}(1'h1)" in ports:
+                width = re.search(rf"\.DATA_WIDTH_{port}\(32'd(\d+)\)", params)
+                uses.add((int(width.group(1)) if width else 18, port))
+    return uses
+
+
 @pytest.mark.synth
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog is not installed")
 @pytest.mark.parametrize(
-    ("depth", "width"),
+    ("depth", "width", "uses"),
     [
-        (300, 45),  # 36-bit words (two blocks: 36 + 9 bits)
-        (1000, 12),  # 18-bit words
-        (2000, 7),  # 9-bit words
+        # the ROMs of the ULX3S-12F top of examples/digits_debut_small.pt at 22 DSPs: step ROMs
+        # of 128 steps, 19 to 36 bits wide read on port B in the 36-bit mode (port A its idle
+        # write side), up to 18 bits on port A at 18; the self-test ROM, 2,048 x 10 bits, on
+        # port A at 9 (its tenth bit in LUTs)
+        (128, 22, {(36, "B")}),
+        (128, 18, {(18, "A")}),
+        (2048, 10, {(9, "A")}),
+        # wider and deeper: two 36-bit blocks side by side, a block at 18 bits
+        (300, 45, {(36, "B")}),
+        (1000, 12, {(18, "A")}),
     ],
 )
-def test_dp16kd_model_reads_back_the_rom_yosys_mapped(tmp_path, depth, width):
-    """A ROM through synth_ecp5 into DP16KD blocks, its netlist simulated in Icarus with our
-    model: every word reads back as the ROM's contents, one cycle after its address."""
-    contents = np.random.default_rng(depth).integers(0, 1 << width, depth)
+def test_dp16kd_model_reads_as_the_plain_rom_cycle_by_cycle(tmp_path, depth, width, uses):
+    """A ROM as the cores and the self-test write it (an Amaranth memory with a synchronous,
+    always enabled read port) through synth_ecp5 into DP16KD blocks, in each configuration the
+    designs use; its netlist, through our model, beside the ROM's own Verilog, both in Icarus,
+    cycle by cycle on random addresses (held for some cycles, changed every cycle elsewhere):
+    equal outputs, each the word addressed at the clock edge before, every word read."""
+    contents = np.random.default_rng(depth + width).integers(0, 1 << width, depth)
     rom = Rom(contents, width)
-    (tmp_path / "rom.v").write_text(verilog.convert(rom, name="rom"))
+    (tmp_path / "rom.v").write_text(verilog.convert(rom, name="rom", emit_src=False))
     synthesize(
         tmp_path,
         family="ecp5",
         top="rom",
         source="rom.v",
-        output="rom.json",
-        extra="write_verilog -noattr rom_netlist.v\n",
+        output=None,
+        extra="rename rom rom_netlist\nwrite_verilog -noattr rom_netlist.v\n",
     )
     netlist = (tmp_path / "rom_netlist.v").read_text()
-    assert "DP16KD" in netlist and "TRELLIS_COMB" not in netlist
+    assert dp16kd_uses(netlist) == uses
+    rng = np.random.default_rng(width)
+    addresses = [int(a) for a in rng.permutation(depth)]  # every word once
+    addresses += [int(a) for a in rng.integers(0, depth, 200).repeat(rng.integers(1, 4, 200))]
     abits = (depth - 1).bit_length()
-    order = np.random.default_rng(1).permutation(depth)
-    reads = "\n".join(
-        f'    addr = {a}; #1 clk = 1; #1 clk = 0; $display("%0d %0d", {a}, data);' for a in order
+    steps = "\n".join(
+        f'    addr = {a}; #5 clk = 1; #1 $display("%0d %0d %0d", {i}, data_netlist, data_rtl);'
+        " #4 clk = 0;"
+        for i, a in enumerate(addresses)
     )
     (tmp_path / "tb.v").write_text(
         f"module tb;\n  reg clk = 0, rst = 0;\n  reg [{abits - 1}:0] addr = 0;\n"
-        f"  wire [{width - 1}:0] data;\n"
-        "  rom dut (.clk(clk), .rst(rst), .addr(addr), .data(data));\n"
-        f"  initial begin\n{reads}\n    $finish;\n  end\nendmodule\n"
+        f"  wire [{width - 1}:0] data_netlist, data_rtl;\n"
+        "  rom_netlist netlist (.clk(clk), .rst(rst), .addr(addr), .data(data_netlist));\n"
+        "  rom rtl (.clk(clk), .rst(rst), .addr(addr), .data(data_rtl));\n"
+        f"  initial begin\n{steps}\n    $finish;\n  end\nendmodule\n"
     )
     cells = ecp5_cell_models(tmp_path / "ecp5_cells.v")
-    files = [tmp_path / "tb.v", tmp_path / "rom_netlist.v", DP16KD_MODEL, cells]
-    subprocess.run(
-        ["iverilog", "-g2005", "-s", "tb", "-o", str(tmp_path / "tb.vvp"), *map(str, files)],
-        check=True,
-        capture_output=True,
-    )
-    run = subprocess.run(
-        ["vvp", "-n", str(tmp_path / "tb.vvp")], check=True, capture_output=True, text=True
-    )
-    got = {}
-    for line in run.stdout.splitlines():
-        fields = line.split()
-        if len(fields) == 2 and all(f.isdigit() for f in fields):
-            got[int(fields[0])] = int(fields[1])
-    assert len(got) == depth
-    assert [got[a] for a in range(depth)] == contents.tolist()
+    files = [tmp_path / "tb.v", tmp_path / "rom_netlist.v", tmp_path / "rom.v", DP16KD_MODEL, cells]
+    lines = icarus_lines(tmp_path, "tb", files)
+    assert len(lines) == len(addresses)
+    for i, got, want in lines:
+        k = int(i)
+        assert int(got) == int(want) == contents[addresses[k]], (k, addresses[k])
 
 
 def icarus_lines(tmp_path, top, files):
