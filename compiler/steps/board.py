@@ -224,6 +224,8 @@ def _place_and_route(state: BuildState):
     )
     if status != 0:
         over = overfull(log)
+        if not over and "utilisation limit" in log:  # nextpnr-ice40's placer gave up
+            over = ["more cells than it could place"]
         if over:
             raise FitError(
                 f"the design does not fit {board.device}: placement needs {', '.join(over)} "
