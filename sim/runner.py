@@ -282,22 +282,7 @@ def run_sim(
             compile_start = time.perf_counter()
             _build_icarus(runner, sources, top, sim_dir, build_log, waves)
             build_dir, compile_s = sim_dir, time.perf_counter() - compile_start
-        # a failing bench still writes its results (under pytest the runner then exits);
-        # their absence is reported below
-        with suppress(RuntimeError, SystemExit):
-            runner.test(
-                test_module=BENCH_MODULE,
-                hdl_toplevel=top,
-                hdl_toplevel_lang="verilog",
-                build_dir=build_dir,
-                test_dir=sim_dir,
-                seed=seed,
-                extra_env=env,
-                waves=waves,
-                timescale=TIMESCALE,
-                log_file=sim_log,
-                results_xml=str(sim_dir / "results.xml"),
-            )
+        _run_bench(runner, BENCH_MODULE, top, build_dir, sim_dir, env, sim_log, seed, waves)
     if not results_path.is_file():
         raise SimulationError(f"the {simulator} simulation stopped without results; see {sim_log}")
     results = json.loads(results_path.read_text())
@@ -320,6 +305,35 @@ def run_sim(
         model_cached=model_cached,
         optimization=optimization,
     )
+
+
+def _run_bench(
+    runner,
+    module: str,
+    top: str,
+    build_dir: Path,
+    sim_dir: Path,
+    env: dict,
+    log: Path,
+    seed: int | None = None,
+    waves: bool = False,
+) -> None:
+    """Run the cocotb bench ``module`` on the compiled ``top``. A failing bench still writes its
+    results (under pytest the runner then exits); their absence is the caller's to report."""
+    with suppress(RuntimeError, SystemExit):
+        runner.test(
+            test_module=module,
+            hdl_toplevel=top,
+            hdl_toplevel_lang="verilog",
+            build_dir=build_dir,
+            test_dir=sim_dir,
+            seed=seed,
+            extra_env=env,
+            waves=waves,
+            timescale=TIMESCALE,
+            log_file=log,
+            results_xml=str(sim_dir / "results.xml"),
+        )
 
 
 def _build_icarus(runner, sources: list[Path], top: str, sim_dir: Path, log: Path, waves: bool):
@@ -441,18 +455,7 @@ def run_top_sim(
             compile_start = time.perf_counter()
             _build_icarus(runner, sources, top, sim_dir, build_log, waves=False)
             build_dir, compile_s = sim_dir, time.perf_counter() - compile_start
-        with suppress(RuntimeError, SystemExit):
-            runner.test(
-                test_module=TOP_BENCH_MODULE,
-                hdl_toplevel=top,
-                hdl_toplevel_lang="verilog",
-                build_dir=build_dir,
-                test_dir=sim_dir,
-                extra_env=env,
-                timescale=TIMESCALE,
-                log_file=sim_log,
-                results_xml=str(sim_dir / "results.xml"),
-            )
+        _run_bench(runner, TOP_BENCH_MODULE, top, build_dir, sim_dir, env, sim_log)
     if not results_path.is_file():
         raise SimulationError(f"the {simulator} simulation stopped without results; see {sim_log}")
     results = json.loads(results_path.read_text())
