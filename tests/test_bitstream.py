@@ -110,6 +110,7 @@ def test_a_netlist_that_differs_from_the_golden_model_leaves_no_bitstream(
     monkeypatch.setattr(board, "NETLIST_SCRIPT", board.NETLIST_SCRIPT.replace(write, broken))
     out = tmp_path / "broken"
     args = ("--board", "ulx3s-12f", "--dsp-budget", "8", "--netlist-sim", "2")
+    args += ("--clock-mhz", "50")  # one place and route pass: the automatic clock is tested above
     assert _build(tiny_model, calib, out, *args) == 2
     err = capsys.readouterr().err
     assert "the synthesised netlist differs from the golden model" in err
