@@ -2,14 +2,22 @@
 
 ::
 
-    oscillator -> PLL (ECP5) -> sync domain, held in reset until the PLL locks
-    UART rx pin -> UARTRx -> HostLink -> core_i -> Network -> core_o -> HostLink -> UARTTx -> pin
+    oscillator -> PLL (ECP5) -> sync domain: host link, core, LEDs
+    oscillator ---------------> uart domain: UART receiver and transmitter, a millisecond tick
+    both held in reset until the PLL locks
+
+    UART rx pin -> UARTRx -> crossing -> HostLink -> core_i -> Network
+    Network -> core_o -> HostLink -> crossing -> UARTTx -> UART tx pin
+
+Nothing in the sync domain depends on its clock's frequency: the UARTs count the oscillator's
+cycles, and the link's timeout and the heartbeat count the ticks. So a design routed once can
+be given any sync clock its Fmax allows by the PLL's dividers alone (``boards.pll``).
 
 LEDs, in order of the board's LED resources: 0 heartbeat (about 1.5 Hz: the clock runs), 1 the
 PLL is locked (always on without a PLL), 2 the link is busy with a frame, 3 the last command was
 answered with an ERROR frame (until the next PING).
 
-The iCE40 boards run the design from their oscillator directly (no PLL).
+The iCE40 boards run both domains from their oscillator directly (no PLL).
 """
 
 from __future__ import annotations
@@ -18,8 +26,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from amaranth.build import ResourceError
-from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Module, Signal
+from amaranth.hdl import (
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    DomainRenamer,
+    Elaboratable,
+    Module,
+    Signal,
+)
 from amaranth.lib import io, wiring
+from amaranth.lib.cdc import PulseSynchronizer, ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from boards.link.device import HostLink
@@ -29,12 +46,14 @@ from boards.pll import PLLConfig, add_pll_domain, ecp5_pll
 from boards.registry import Board
 from debut.errors import BoardError
 from hw.network import Network
+from hw.stream_crossing import StreamCrossing
 from hw.stream_register import StreamRegister
 
 __all__ = ["BoardTop", "ClockPlan", "Harness", "clock_plan"]
 
 LINK_TIMEOUT_S = 0.1  # a frame whose next byte does not come within this is abandoned
 HEARTBEAT_HZ = 1.5
+TICK_HZ = 1000  # the tick the link's timeout and the heartbeat count
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,11 @@ class ClockPlan:
     requested_mhz: float
     f_mhz: float
     pll: PLLConfig | None
+
+    @property
+    def oscillator_mhz(self) -> float:
+        """The board oscillator's frequency: the ``uart`` domain's clock."""
+        return self.f_mhz if self.pll is None else self.pll.f_in_mhz
 
 
 def clock_plan(board: Board, requested_mhz: float) -> ClockPlan:
@@ -80,12 +104,15 @@ def _leds(platform) -> list:
 
 
 class Harness(wiring.Component):
-    """Everything of the board top that runs in the design clock: UARTs, host link, network
-    core and LED logic. Ports: ``rx`` (the UART line from the host), ``tx`` (to the host),
-    ``leds`` (heartbeat, PLL locked from ``locked``, busy, error).
+    """Everything of the board top inside the pins, in two clock domains: ``uart`` (the
+    oscillator: UARTs and the tick) and ``sync`` (host link, network core, LEDs). Ports: ``rx``
+    (the UART line from the host), ``tx`` (to the host), ``leds`` (heartbeat, PLL locked from
+    ``locked``, busy, error).
 
-    ``selftest`` holds the quantised input vectors stored on chip for the SELFTEST command;
-    ``design_id`` is reported by PING; ``divisor`` is clock cycles per UART bit.
+    ``divisor`` is ``uart`` cycles per UART bit and ``tick_cycles`` ``uart`` cycles per tick;
+    the link abandons a frame after ``timeout_ticks`` ticks without a byte (never when None)
+    and the heartbeat LED toggles every ``heartbeat_ticks``. ``selftest`` holds the quantised
+    input vectors stored on chip for the SELFTEST command; ``design_id`` is reported by PING.
     """
 
     def __init__(
@@ -94,49 +121,72 @@ class Harness(wiring.Component):
         *,
         divisor: int,
         selftest: np.ndarray,
-        timeout: int | None,
+        timeout_ticks: int | None,
+        tick_cycles: int,
         design_id: int = 0,
-        heartbeat_cycles: int = 1,
+        heartbeat_ticks: int = 1,
     ) -> None:
         if not isinstance(network, Network):
             raise TypeError(f"network must be a Network, not {network!r}")
+        if not isinstance(tick_cycles, int) or tick_cycles < 4:
+            raise ValueError(f"tick_cycles must be an int >= 4, not {tick_cycles!r}")
         self.network = network
         self.divisor = divisor
+        self.tick_cycles = tick_cycles
         self.link = HostLink.for_network(
-            network, selftest=selftest, timeout=timeout, design_id=design_id
+            network, selftest=selftest, timeout=timeout_ticks, design_id=design_id
         )
-        self.heartbeat_cycles = heartbeat_cycles
+        self.heartbeat_ticks = heartbeat_ticks
         super().__init__(
             {"rx": In(1, init=1), "tx": Out(1, init=1), "locked": In(1, init=1), "leds": Out(4)}
         )
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.uart_rx = rx = UARTRx(self.divisor)
-        m.submodules.uart_tx = tx = UARTTx(self.divisor)
+        uart = m.d.uart
+        m.submodules.uart_rx = rx = DomainRenamer("uart")(UARTRx(self.divisor))
+        m.submodules.uart_tx = tx = DomainRenamer("uart")(UARTTx(self.divisor))
         m.submodules.link = link = self.link
         m.submodules.core = core = self.network
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
-        # A register (StreamRegister) on every stream between the parts: between the UARTs and
-        # the link (their bit timers and its frame logic would otherwise meet in one cycle), and
-        # between the link and the core (the link's self-test ROM and frame logic on one side,
-        # the core's deserializer and serializer on the other).
-        for name, source, sink in (
-            ("from_uart", rx.o, link.rx),
-            ("to_uart", link.tx, tx.i),
-            ("to_core", link.core_i, core.i),
-            ("from_core", core.o, link.core_o),
+        # the bytes cross between the domains; registers (StreamRegister) on the streams
+        # between the parts of the sync domain: one between the crossings and the link (whose
+        # frame logic would otherwise meet theirs in one cycle), two between the link and the
+        # core (the link sits by the UART's pins, the core's deserializer and serializer by
+        # the core's first and last stages, maybe across the die: placement puts one register
+        # near each end)
+        m.submodules.rx_crossing = rx_crossing = StreamCrossing(8, i_domain="uart", o_domain="sync")
+        m.submodules.tx_crossing = tx_crossing = StreamCrossing(8, i_domain="sync", o_domain="uart")
+        wiring.connect(m, rx.o, rx_crossing.i)
+        wiring.connect(m, tx_crossing.o, tx.i)
+        for name, source, sink, registers in (
+            ("from_uart", rx_crossing.o, link.rx, 1),
+            ("to_uart", link.tx, tx_crossing.i, 1),
+            ("to_core", link.core_i, core.i, 2),
+            ("from_core", core.o, link.core_o, 2),
         ):
-            m.submodules[name] = register = StreamRegister(source.payload.shape())
-            wiring.connect(m, source, register.i)
-            wiring.connect(m, register.o, sink)
+            for k in range(registers):
+                register = StreamRegister(source.payload.shape())
+                m.submodules[f"{name}{k}" if registers > 1 else name] = register
+                wiring.connect(m, source, register.i)
+                source = register.o
+            wiring.connect(m, source, sink)
+
+        # the tick: a pulse every tick_cycles of the uart domain, into the sync domain
+        m.submodules.tick = tick = PulseSynchronizer("uart", "sync")
+        divider = Signal(range(self.tick_cycles))
+        uart += [divider.eq(divider - 1), tick.i.eq(divider == 0)]
+        with m.If(divider == 0):
+            uart += divider.eq(self.tick_cycles - 1)
+        m.d.comb += link.tick.eq(tick.o)
 
         beat = Signal()
-        timer = Signal(range(self.heartbeat_cycles))
-        with m.If(timer == 0):
-            m.d.sync += [timer.eq(self.heartbeat_cycles - 1), beat.eq(~beat)]
-        with m.Else():
-            m.d.sync += timer.eq(timer - 1)
+        ticks = Signal(range(self.heartbeat_ticks))
+        with m.If(tick.o):
+            with m.If(ticks == 0):
+                m.d.sync += [ticks.eq(self.heartbeat_ticks - 1), beat.eq(~beat)]
+            with m.Else():
+                m.d.sync += ticks.eq(ticks - 1)
         m.d.comb += self.leds.eq(Cat(beat, self.locked, link.status.busy, link.status.error))
         return m
 
@@ -156,19 +206,22 @@ class BoardTop(Elaboratable):
     ) -> None:
         self.clock = clock
         self.baud = baud
-        clk_hz = clock.f_mhz * 1e6
+        oscillator_hz = clock.oscillator_mhz * 1e6
         try:
-            divisor = uart_divisor(clk_hz, baud)
+            divisor = uart_divisor(oscillator_hz, baud)
         except ValueError as error:
             self._MustUse__silence = True  # never built, so never to be elaborated
-            raise BoardError(f"--baud {baud} at {clock.f_mhz:g} MHz: {error}") from None
+            raise BoardError(
+                f"--baud {baud} from the {clock.oscillator_mhz:g} MHz oscillator: {error}"
+            ) from None
         self.harness = Harness(
             network,
             divisor=divisor,
             selftest=selftest,
-            timeout=max(1, round(clk_hz * LINK_TIMEOUT_S)),
+            tick_cycles=round(oscillator_hz / TICK_HZ),
+            timeout_ticks=max(1, round(TICK_HZ * LINK_TIMEOUT_S)),
             design_id=design_id,
-            heartbeat_cycles=max(1, round(clk_hz / HEARTBEAT_HZ / 2)),
+            heartbeat_ticks=max(1, round(TICK_HZ / HEARTBEAT_HZ / 2)),
         )
 
     def elaborate(self, platform) -> Module:
@@ -176,8 +229,12 @@ class BoardTop(Elaboratable):
         clk_port = platform.request(platform.default_clk, dir="-")
         m.submodules.clk_buffer = clk = io.Buffer("i", clk_port)
         m.submodules.harness = harness = self.harness
+        m.domains.uart = ClockDomain()
+        m.d.comb += ClockSignal("uart").eq(clk.i)
         if self.clock.pll is not None:
-            m.d.comb += harness.locked.eq(add_pll_domain(m, self.clock.pll, clk.i).lock)
+            pll = add_pll_domain(m, self.clock.pll, clk.i)
+            m.submodules.uart_reset = ResetSynchronizer(~pll.lock, domain="uart")
+            m.d.comb += harness.locked.eq(pll.lock)
         else:
             m.domains.sync = ClockDomain()
             m.d.comb += ClockSignal("sync").eq(clk.i)

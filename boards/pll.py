@@ -41,6 +41,7 @@ __all__ = [
     "add_pll_domain",
     "ecp5_pll",
     "ecp5_pll_frequencies",
+    "retarget_ecp5_config",
 ]
 
 # inclusive ranges (MHz for frequencies)
@@ -270,3 +271,43 @@ def add_pll_domain(m: Module, config: PLLConfig, clki, *, domain: str = "sync") 
     m.d.comb += [pll.clki.eq(clki), ClockSignal(domain).eq(pll.clkop)]
     m.submodules[f"pll_{domain}_reset"] = ResetSynchronizer(~pll.lock, domain=domain)
     return pll
+
+
+# The EHXPLLL words of a Trellis text configuration (nextpnr --textcfg) that hold the dividers
+# and CLKOP's phase, most significant bit first: the name, the parameter it holds, the offset
+# added to the parameter, the width in bits
+_CONFIG_WORDS = (
+    ("CLKI_DIV", "clki_div", -1, 7),
+    ("CLKFB_DIV", "clkfb_div", -1, 7),
+    ("CLKOP_DIV", "clkop_div", -1, 7),
+    ("CLKOP_CPHASE", "clkop_cphase", 0, 7),
+    ("CLKOP_FPHASE", "clkop_fphase", 0, 3),
+)
+
+
+def _config_word(config: PLLConfig, attribute: str, offset: int, width: int) -> str:
+    return format(getattr(config, attribute) + offset, f"0{width}b")
+
+
+def retarget_ecp5_config(text: str, routed: PLLConfig, wanted: PLLConfig) -> str:
+    """The Trellis text configuration ``text`` of a routed design whose one EHXPLLL is set to
+    ``routed``, with the PLL set to ``wanted`` instead: only the dividers' and CLKOP phase's
+    words change, so every path keeps the delays it was routed with (the new clock is met when
+    the routed design's Fmax reaches it). Raises ``ValueError`` unless ``text`` holds exactly
+    one PLL, set to ``routed``."""
+    if wanted.f_in_mhz != routed.f_in_mhz:
+        raise ValueError(
+            f"wanted must use the routed PLL's {routed.f_in_mhz:g} MHz reference, not "
+            f"{wanted.f_in_mhz:g} MHz"
+        )
+    lines = text.split("\n")
+    for name, attribute, offset, width in _CONFIG_WORDS:
+        at = [k for k, line in enumerate(lines) if line.startswith(f"word: {name} ")]
+        if len(at) != 1:
+            raise ValueError(f"text must set one PLL's {name}, not {len(at)}")
+        old = lines[at[0]].split()[2]
+        expected = _config_word(routed, attribute, offset, width)
+        if old != expected:
+            raise ValueError(f"the routed PLL's {name} is {old}, not {expected} as routed asks")
+        lines[at[0]] = f"word: {name} {_config_word(wanted, attribute, offset, width)}"
+    return "\n".join(lines)

@@ -14,16 +14,14 @@ from boards.registry import Board, board_names, get_board
 from debut.errors import BoardError, OptionError
 from debut.fixed import MAX_WIDTH, MIN_WIDTH
 
-__all__ = ["AUTO_FIRST_MHZ", "AUTO_MARGIN", "AUTO_PASSES", "SIMULATORS", "Options"]
+__all__ = ["AUTO_FIRST_MHZ", "AUTO_MARGIN", "SIMULATORS", "Options"]
 
 SIMULATORS = ("verilator", "icarus")  # the default first
-# The automatic clock (boards whose default clock is None, the ECP5 ones): place and route at an
-# ambitious first target; when it is missed, again at the fastest clock the PLL makes that the
-# achieved Fmax meets with a margin (nextpnr's Fmax is its timing model's estimate), at most
-# AUTO_PASSES times in all.
+# The automatic clock (boards whose default clock is None, the ECP5 ones): place and route once
+# at an ambitious target, then set the PLL to the fastest clock it makes that the routed
+# design's Fmax meets with a margin (nextpnr's Fmax is its timing model's estimate).
 AUTO_FIRST_MHZ = 125.0
 AUTO_MARGIN = 0.02
-AUTO_PASSES = 3
 MAX_SEED = 2**31 - 1
 
 
@@ -134,7 +132,8 @@ class Options:
         return self
 
     def _check_clock(self, board: Board) -> None:
-        """The clock the board can make, and a baud rate that clock can keep."""
+        """The clock the board can make, and a baud rate its oscillator (the UARTs' clock) can
+        keep."""
         from boards.harness import clock_plan
         from boards.link.protocol import DEFAULT_BAUD
         from boards.link.uart import uart_divisor
@@ -146,9 +145,11 @@ class Options:
             raise OptionError(str(exc)) from None
         baud = DEFAULT_BAUD if self.baud is None else self.baud
         try:
-            uart_divisor(clock.f_mhz * 1e6, baud)
+            uart_divisor(clock.oscillator_mhz * 1e6, baud)
         except ValueError as exc:
-            raise OptionError(f"--baud {baud} at {clock.f_mhz:g} MHz: {exc}") from None
+            raise OptionError(
+                f"--baud {baud} from the {clock.oscillator_mhz:g} MHz oscillator: {exc}"
+            ) from None
 
 
 def _is_int(value) -> bool:

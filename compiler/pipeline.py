@@ -336,7 +336,10 @@ def _synth_section(state: BuildState) -> SynthSection:
         pll=None if clock.pll is None else clock.pll.parameters(),
         clock_net=report.main_clock,
         fmax_mhz=report.main_fmax_mhz,
-        timing_met=report.all_timing_met,
+        # the clock the design runs at (the automatic clock's, after routing), not nextpnr's
+        # target, and every other clock's target
+        timing_met=report.main_fmax_mhz >= clock.f_mhz
+        and all(met for name, met in report.timing_met.items() if name != report.main_clock),
         utilization={
             cell: CellUse(used, available)
             for cell, (used, available) in report.utilization.items()

@@ -109,6 +109,8 @@ class HostLink(wiring.Component):
         Output beats from the core.
     status : ``Out(StatusSignature())``
         ``busy`` and ``error`` for LEDs.
+    tick : ``In(1)``
+        The timeout's time base (high by default: the timeout counts cycles).
 
     Behaviour: frames are parsed one byte per cycle. INFER payload elements go to the core as
     they arrive, and the core's output beats are sent back as the reply, one byte per cycle (the
@@ -117,8 +119,9 @@ class HostLink(wiring.Component):
     feeds the ``selftest`` vectors from a ROM back to back as fast as the core takes them with
     ``core_o`` always ready, and counts the cycles from the first input transfer to the last
     output transfer. Bytes that arrive while a reply is executed or sent are discarded. Frames
-    that stop arriving are abandoned (TRUNCATED) after ``timeout`` cycles without a byte (never,
-    when None). ``design_id`` is reported by PING (:class:`boards.link.protocol.Identity`).
+    that stop arriving are abandoned (TRUNCATED) after ``timeout`` ticks without a byte (never,
+    when None); a tick is a cycle with ``tick`` high, every cycle unless ``tick`` is driven.
+    ``design_id`` is reported by PING (:class:`boards.link.protocol.Identity`).
 
     Timing: a reply's first byte is offered in the cycle after the request's last byte (INFER:
     its bytes follow as the core's output beats become valid; SELFTEST: after the run).
@@ -189,6 +192,7 @@ class HostLink(wiring.Component):
                 "core_i": Out(stream.Signature(beat_layout(in_format, in_per_beat))),
                 "core_o": In(stream.Signature(beat_layout(out_format, out_per_beat))),
                 "status": Out(StatusSignature()),
+                "tick": In(1, init=1),
             }
         )
 
@@ -256,13 +260,18 @@ class HostLink(wiring.Component):
         beat_last = Signal()
         beat_full = Signal()  # a beat waits on core_i
         vector_sent = Signal()  # this frame's whole vector went into the core
-        idle = Signal(range(self.timeout or 1))  # cycles without a byte inside a frame
+        idle = Signal(range(self.timeout or 1))  # ticks without a byte inside a frame
         timed_out = Signal()  # registered, so that rx.ready does not wait on a comparator
 
-        # one CRC register serves the frame received and then the reply sent (tx.valid is only
-        # asserted while replying)
+        # one CRC register serves the frame received and then the reply sent. It takes each
+        # byte a cycle after the byte's transfer, from a register (crc_byte, crc_load), so that
+        # no path runs from the frame logic that chooses a byte through the CRC's XORs
         crc = Signal(16)
-        crc_next = _linear_update(m, _crc16_update, 16, crc, Mux(tx.valid, tx.payload, rx.payload))
+        crc_byte = Signal(8)
+        crc_load = Signal()
+        m.d.sync += crc_load.eq(0)
+        with m.If(crc_load):
+            m.d.sync += crc.eq(_linear_update(m, _crc16_update, 16, crc, crc_byte))
 
         # --- reply side
         reply_cmd = Signal(8)
@@ -341,12 +350,12 @@ class HostLink(wiring.Component):
             if self.timeout is not None:
                 with m.If(rx_fire):
                     m.d.sync += idle.eq(0)
-                with m.Elif(~beat_full & ~timed_out):
+                with m.Elif(~beat_full & ~timed_out & self.tick):
                     m.d.sync += idle.eq(idle + 1)
                     with m.If(idle == self.timeout - 1):
                         m.d.sync += timed_out.eq(1)
         with m.If(crc_covers & rx_fire):
-            m.d.sync += crc.eq(crc_next)
+            m.d.sync += [crc_byte.eq(rx.payload), crc_load.eq(1)]
 
         def receive(covered: bool = True) -> None:
             m.d.comb += [in_frame.eq(1), crc_covers.eq(covered)]
@@ -483,20 +492,25 @@ class HostLink(wiring.Component):
                     reply(Command.SELFTEST.reply, SELFTEST_SIZE, _KIND_SELFTEST)
                     m.next = "TX_SYNC0"
 
-            def send(state: str, value: Value, following: str, crc_then: Value | None) -> None:
-                """A state that sends one byte, then stores ``crc_then`` in the CRC register."""
+            def send(state: str, value: Value, following: str, crc_use: str | None) -> None:
+                """A state that sends one byte; ``crc_use``: "start" the CRC register after it,
+                "cover" the byte by the CRC, or "send" a byte of the CRC (offered once the
+                CRC took the bytes before)."""
                 with m.State(state):
-                    m.d.comb += [rx.ready.eq(1), tx.valid.eq(1), tx.payload.eq(value)]
+                    ready = ~crc_load if crc_use == "send" else 1
+                    m.d.comb += [rx.ready.eq(1), tx.valid.eq(ready), tx.payload.eq(value)]
                     with m.If(tx_fire):
-                        if crc_then is not None:
-                            m.d.sync += crc.eq(crc_then)
+                        if crc_use == "start":
+                            m.d.sync += crc.eq(0xFFFF)
+                        elif crc_use == "cover":
+                            m.d.sync += [crc_byte.eq(value), crc_load.eq(1)]
                         m.next = following
 
-            send("TX_SYNC0", C(SYNC[0], 8), "TX_SYNC1", C(0xFFFF, 16))
+            send("TX_SYNC0", C(SYNC[0], 8), "TX_SYNC1", "start")
             send("TX_SYNC1", C(SYNC[1], 8), "TX_CMD", None)
-            send("TX_CMD", reply_cmd, "TX_LEN0", crc_next)
-            send("TX_LEN0", reply_len[:8], "TX_LEN1", crc_next)
-            send("TX_LEN1", reply_len[8:], "TX_PAYLOAD", crc_next)
+            send("TX_CMD", reply_cmd, "TX_LEN0", "cover")
+            send("TX_LEN0", reply_len[:8], "TX_LEN1", "cover")
+            send("TX_LEN1", reply_len[8:], "TX_PAYLOAD", "cover")
             with m.State("TX_PAYLOAD"):
                 m.d.comb += rx.ready.eq(1)
                 identity = Array(C(b, 8) for b in self._identity_bytes)
@@ -532,11 +546,11 @@ class HostLink(wiring.Component):
                             with m.Else():
                                 m.d.sync += out_byte.eq(out_byte + 1)
                 with m.If(tx_fire):
-                    m.d.sync += [crc.eq(crc_next), tx_pos.eq(tx_pos + 1)]
+                    m.d.sync += [crc_byte.eq(tx.payload), crc_load.eq(1), tx_pos.eq(tx_pos + 1)]
                     with m.If(tx_pos == reply_len - 1):
                         m.next = "TX_CRC0"
-            send("TX_CRC0", crc[:8], "TX_CRC1", None)
-            send("TX_CRC1", crc[8:], "HUNT", None)
+            send("TX_CRC0", crc[:8], "TX_CRC1", "send")
+            send("TX_CRC1", crc[8:], "HUNT", "send")
 
         m.d.comb += [
             self.status.busy.eq(~fsm.ongoing("HUNT") & ~fsm.ongoing("SYNC1")),

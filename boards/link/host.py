@@ -120,8 +120,13 @@ class SimulatedBoard:
 class SimulatedTop:
     """The board's whole design below the pins (:class:`boards.harness.Harness`: UARTs, host
     link, core, LEDs) in the Amaranth simulator, behind the byte interface of a serial port: each
-    byte written is sent on the ``rx`` line bit by bit (8N1, ``divisor`` cycles per bit) and the
-    ``tx`` line is decoded back into bytes by a UART receiver model written here."""
+    byte written is sent on the ``rx`` line bit by bit (8N1, ``divisor`` cycles of the ``uart``
+    domain per bit) and the ``tx`` line is decoded back into bytes by a UART receiver model
+    written here. The ``sync`` domain's clock has a period of 10 ns, the ``uart`` domain's
+    ``uart_period`` (not a multiple of it, so that the bytes cross between unrelated clocks);
+    ``link_timeout`` is in ticks of ``tick_cycles`` ``uart`` cycles."""
+
+    SYNC_PERIOD = 1e-8
 
     def __init__(
         self,
@@ -129,7 +134,9 @@ class SimulatedTop:
         *,
         selftest: np.ndarray,
         divisor: int = 4,
-        link_timeout: int | None = 20_000,
+        uart_period: float = 2.7e-8,
+        tick_cycles: int = 16,
+        link_timeout: int | None = 500,
         design_id: int = 0,
         timeout_cycles: int = 400_000,
     ):
@@ -141,9 +148,10 @@ class SimulatedTop:
             network,
             divisor=divisor,
             selftest=selftest,
-            timeout=link_timeout,
+            tick_cycles=tick_cycles,
+            timeout_ticks=link_timeout,
             design_id=design_id,
-            heartbeat_cycles=1000,
+            heartbeat_ticks=100,
         )
         self.divisor = divisor
         self._pending: deque[int] = deque()
@@ -152,7 +160,8 @@ class SimulatedTop:
         self.timeout_cycles = timeout_cycles
         self.framing_errors = 0
         self._sim = Simulator(self.harness)
-        self._sim.add_clock(1e-8)
+        self._sim.add_clock(self.SYNC_PERIOD)
+        self._sim.add_clock(uart_period, domain="uart")
         self._sim.add_testbench(self._send, background=True)
         self._sim.add_testbench(self._receive, background=True)
         self._sim.add_testbench(self._count, background=True)
@@ -167,24 +176,24 @@ class SimulatedTop:
         ctx.set(line, 1)
         while True:
             if not self._pending:
-                await ctx.tick()
+                await ctx.tick("uart")
                 continue
             byte = self._pending.popleft()
             for bit in [0, *((byte >> k) & 1 for k in range(8)), 1]:  # start, data LSB first, stop
                 ctx.set(line, bit)
-                await ctx.tick().repeat(self.divisor)
+                await ctx.tick("uart").repeat(self.divisor)
 
     async def _receive(self, ctx):
         line = self.harness.tx
         while True:
-            await ctx.tick()
+            await ctx.tick("uart")
             if ctx.get(line):
                 continue
             # a start bit: sample each bit in its middle
-            await ctx.tick().repeat(self.divisor // 2)
+            await ctx.tick("uart").repeat(self.divisor // 2)
             bits = []
             for _ in range(9):
-                await ctx.tick().repeat(self.divisor)
+                await ctx.tick("uart").repeat(self.divisor)
                 bits.append(ctx.get(line))
             if bits[8]:
                 self._received.append(sum(b << k for k, b in enumerate(bits[:8])))
@@ -197,7 +206,7 @@ class SimulatedTop:
     def read(self, size: int) -> bytes:
         deadline = self.cycles + self.timeout_cycles
         while len(self._received) < size and self.cycles < deadline:
-            self._sim.run_until((self.cycles + 1024) * 1e-8)
+            self._sim.run_until((self.cycles + 1024) * self.SYNC_PERIOD)
         out = bytes(self._received[:size])
         del self._received[:size]
         return out

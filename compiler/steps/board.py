@@ -24,11 +24,12 @@ from boards.nextpnr import (
     phase_reporter,
     place_and_route,
 )
+from boards.pll import ecp5_pll_frequencies, retarget_ecp5_config
 from boards.tools import tool_failure
 from boards.yosys import synthesize
 from compiler.console import table
 from compiler.golden import run_integer
-from compiler.options import AUTO_FIRST_MHZ, AUTO_MARGIN, AUTO_PASSES
+from compiler.options import AUTO_FIRST_MHZ, AUTO_MARGIN
 from compiler.steps.core import selftest_vectors
 from compiler.steps.state import BoardBuild, BuildState
 from compiler.verification import check_board_top, input_vectors
@@ -37,7 +38,6 @@ from debut.errors import FitError, SimulationError, TimingError
 __all__ = [
     "AUTO_FIRST_MHZ",
     "AUTO_MARGIN",
-    "AUTO_PASSES",
     "harness",
     "netlist",
     "netlist_simulator",
@@ -139,69 +139,64 @@ def synth(state: BuildState) -> None:
 
 
 def pnr(state: BuildState) -> None:
-    """nextpnr at the design clock (fixed seed); a missed clock is an error, with nextpnr's
-    report kept for the report. With the automatic clock, a missed first target is not an
-    error: the board top is made again at the fastest clock the PLL makes that the achieved
-    Fmax meets with ``AUTO_MARGIN`` to spare, and synthesised, placed and routed again, at
-    most ``AUTO_PASSES`` times in all."""
+    """nextpnr at the design clock (fixed seed), once. A clock asked for (``--clock-mhz``) that
+    is missed is an error, with nextpnr's report kept for the report. With the automatic clock
+    the routed design's PLL is then set to the fastest clock it makes that the achieved Fmax
+    meets with ``AUTO_MARGIN`` to spare: only the PLL's dividers change (nothing else in the
+    top depends on that clock: ``boards.harness``), so the routing and its delays stay as
+    they were timed."""
     build = state.board_build
-    while True:
-        report = _place_and_route(state)
-        met = report.all_timing_met
-        fmax = report.main_fmax_mhz
-        build.passes.append({"target_mhz": build.clock.f_mhz, "fmax_mhz": fmax, "met": met})
-        if met:
-            break
-        slower = _slower_clock(build, fmax) if build.board.family == "ecp5" else None
-        if not build.auto_clock or slower is None or len(build.passes) >= AUTO_PASSES:
-            hint = "a smaller --dsp-budget"
-            if slower is not None:
-                hint = (
-                    f"--clock-mhz {slower.f_mhz:g} (the fastest the PLL makes below it), or " + hint
-                )
+    report = _place_and_route(state)
+    fmax, target = report.main_fmax_mhz, build.clock.f_mhz
+    build.passes.append({"target_mhz": target, "fmax_mhz": fmax, "met": report.main_timing_met})
+    others = [
+        clock for clock, met in report.timing_met.items() if not met and clock != report.main_clock
+    ]
+    if others:
+        raise TimingError(
+            f"timing not met on {', '.join(others)} (the oscillator's domain: UARTs and tick); "
+            f"log {build.workdir / 'nextpnr.log'}; no bitstream written"
+        )
+    if build.auto_clock and build.clock.pll is not None:
+        chosen = _fastest_clock(build, fmax)
+        if chosen is None:
             raise TimingError(
-                f"timing not met: {report.main_clock} reached {fmax:.1f} MHz of the "
-                f"{build.clock.f_mhz:g} MHz asked (nextpnr seed {state.options.seed}; log "
-                f"{build.workdir / 'nextpnr.log'}); no bitstream written. Rebuild with {hint}"
+                f"timing not met: {report.main_clock} reached {fmax:.1f} MHz, below every clock "
+                f"the PLL makes with {AUTO_MARGIN:.0%} to spare (log "
+                f"{build.workdir / 'nextpnr.log'}); no bitstream written. Rebuild with a smaller "
+                "--dsp-budget"
             )
-        state.say(
-            f"{fmax:.1f} MHz reached, {build.clock.f_mhz:g} MHz missed: again at {slower.f_mhz:g} "
-            f"MHz, the fastest the PLL makes below {fmax * (1 - AUTO_MARGIN):.1f} MHz"
-        )
-        build.clock = slower
-        _write_top(state, build)
-        synth(state)
-    if not build.auto_clock:
-        why = "the clock asked for"
-    elif len(build.passes) == 1:
-        why = "the automatic clock's first target, met"
-    else:
-        tried = build.passes[-2]
+        if chosen.f_mhz != target:
+            config = build.workdir / routed_name(build.board)
+            config.write_text(retarget_ecp5_config(config.read_text(), build.clock.pll, chosen.pll))
+            build.clock = chosen
         why = (
-            f"the fastest PLL clock below the {tried['fmax_mhz']:.1f} MHz reached at "
-            f"{tried['target_mhz']:g} MHz, less {AUTO_MARGIN:.0%}"
+            f"the fastest PLL clock below the {fmax:.1f} MHz the design reached, routed at "
+            f"{target:g} MHz, less {AUTO_MARGIN:.0%}"
         )
+    elif not report.main_timing_met:
+        slower = _fastest_clock(build, fmax) if build.board.family == "ecp5" else None
+        hint = "a smaller --dsp-budget"
+        if slower is not None:
+            hint = f"--clock-mhz {slower.f_mhz:g} (the fastest the PLL makes below it), or " + hint
+        raise TimingError(
+            f"timing not met: {report.main_clock} reached {fmax:.1f} MHz of the "
+            f"{target:g} MHz asked (nextpnr seed {state.options.seed}; log "
+            f"{build.workdir / 'nextpnr.log'}); no bitstream written. Rebuild with {hint}"
+        )
+    else:
+        why = "the clock asked for" if state.options.clock_mhz is not None else "the board's clock"
     build.clock_reason = why
     state.say(f"clock {build.clock.f_mhz:g} MHz met (Fmax {fmax:.1f} MHz; {why})")
 
 
-def _slower_clock(build: BoardBuild, fmax: float):
-    """The fastest clock the board's PLL makes that ``fmax`` meets with ``AUTO_MARGIN`` to spare
-    and the UART's baud rate can run at, below the clock just tried; None when there is none."""
-    from boards.link.uart import uart_divisor
-    from boards.pll import ecp5_pll_frequencies
-
+def _fastest_clock(build: BoardBuild, fmax: float):
+    """The fastest clock the board's PLL makes that ``fmax`` meets with ``AUTO_MARGIN`` to
+    spare; None when there is none."""
     board = build.board
-    limit = min(fmax * (1 - AUTO_MARGIN), build.clock.f_mhz - 1e-9)
-    for f in reversed(ecp5_pll_frequencies(board.clock_mhz)):
-        if f > limit:
-            continue
-        try:
-            uart_divisor(f * 1e6, build.baud)
-        except ValueError:
-            continue
-        return clock_plan(board, f)
-    return None
+    limit = fmax * (1 - AUTO_MARGIN)
+    below = [f for f in ecp5_pll_frequencies(board.clock_mhz) if f <= limit]
+    return clock_plan(board, below[-1]) if below else None
 
 
 def _place_and_route(state: BuildState):
@@ -328,7 +323,7 @@ def netlist(state: BuildState) -> None:
         state.lowered.interface(graph),
         sim_netlist,
         pins=_top_pins(build.board, sim_netlist),
-        divisor=uart_divisor(build.clock.f_mhz * 1e6, build.baud),
+        divisor=uart_divisor(build.clock.oscillator_mhz * 1e6, build.baud),
         design_id=build.design_id,
         selftest=build.selftest,
         vectors=vectors,

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boards.nextpnr import ULX3S_LPF, find_nextpnr_ecp5, parse_nextpnr_log, place_and_route
-from boards.pll import ECP5PLL, PLLConfig, add_pll_domain, ecp5_pll
+from boards.pll import ECP5PLL, PLLConfig, add_pll_domain, ecp5_pll, retarget_ecp5_config
 from boards.yosys import find_yosys
 from debut.errors import BoardError, CompilerError, ToolError
 
@@ -268,22 +268,20 @@ def tools():
         pytest.skip(str(error))
 
 
-@pytest.mark.synth
-@pytest.mark.parametrize("f_out", [100, 125])
-def test_pll_design_places_and_routes(tools, tmp_path, f_out):
-    yosys, _ = tools
-    config = ecp5_pll(25, f_out)
-    (tmp_path / "top.v").write_text(verilog.convert(PLLBlinky(config), name="top"))
-    (tmp_path / "top.lpf").write_text(ULX3S_LPF)
+def route_blinky(yosys, workdir: Path, config: PLLConfig) -> str:
+    """PLLBlinky at ``config`` synthesised, placed and routed in ``workdir``: nextpnr's log."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "top.v").write_text(verilog.convert(PLLBlinky(config), name="top"))
+    (workdir / "top.lpf").write_text(ULX3S_LPF)
     synth = subprocess.run(
         [yosys, "-q", "-l", "yosys.log", "-p", "read_verilog -sv top.v; synth_ecp5 -json top.json"],
-        cwd=tmp_path,
+        cwd=workdir,
         capture_output=True,
         text=True,
     )
-    assert synth.returncode == 0, (tmp_path / "yosys.log").read_text()[-3000:]
+    assert synth.returncode == 0, (workdir / "yosys.log").read_text()[-3000:]
     returncode, log = place_and_route(
-        tmp_path,
+        workdir,
         "top.json",
         device="LFE5U-85F",
         package="CABGA381",
@@ -293,6 +291,15 @@ def test_pll_design_places_and_routes(tools, tmp_path, f_out):
         timing_allow_fail=False,
     )
     assert returncode == 0, log[-3000:]
+    return log
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("f_out", [100, 125])
+def test_pll_design_places_and_routes(tools, tmp_path, f_out):
+    yosys, _ = tools
+    config = ecp5_pll(25, f_out)
+    log = route_blinky(yosys, tmp_path, config)
     assert f"Derived frequency constraint of {f_out:.1f} MHz for net clk" in log
     report = parse_nextpnr_log(log)
     assert report.used("EHXPLLL") == 1
@@ -302,3 +309,41 @@ def test_pll_design_places_and_routes(tools, tmp_path, f_out):
     assert report.main_target_mhz == f_out
     assert report.main_timing_met and report.main_fmax_mhz > f_out
     assert (tmp_path / "top.config").stat().st_size > 0
+
+
+def pll_tiles(text: str) -> list[str]:
+    """The lines of the configuration's PLL tile group (every setting of the EHXPLLL)."""
+    lines = text.splitlines()
+    start = next(k for k, line in enumerate(lines) if line.startswith("word: CLKI_DIV "))
+    while not lines[start].startswith(".tile"):
+        start -= 1
+    end = next((k for k in range(start + 1, len(lines)) if lines[k].startswith(".")), len(lines))
+    return lines[start:end]
+
+
+@pytest.mark.synth
+def test_retargeted_configuration_is_what_nextpnr_writes(tools, tmp_path):
+    """A routed design's PLL set to another clock by retarget_ecp5_config: its PLL tiles are
+    what nextpnr itself writes for a design made at that clock, for settings with other
+    CLKI, CLKFB and CLKOP dividers, in both directions."""
+    yosys, _ = tools
+    configs = [ecp5_pll(25, f) for f in (87.5, 125, 162.5)]
+    assert len({c.clki_div for c in configs}) == 2 and len({c.clkop_div for c in configs}) == 3
+    texts = []
+    for config in configs:
+        route_blinky(yosys, tmp_path / f"{config.f_out_mhz:g}", config)
+        texts.append((tmp_path / f"{config.f_out_mhz:g}" / "top.config").read_text())
+    for a, b in [(0, 1), (1, 0), (0, 2), (2, 1)]:
+        retargeted = retarget_ecp5_config(texts[a], configs[a], configs[b])
+        assert pll_tiles(retargeted) == pll_tiles(texts[b])
+        assert len(retargeted.splitlines()) == len(texts[a].splitlines())
+    with pytest.raises(ValueError, match=r"^the routed PLL's CLKI_DIV is 0000000, not 0000001 "):
+        retarget_ecp5_config(texts[1], configs[0], configs[2])
+
+
+def test_retarget_refuses_a_configuration_without_one_pll():
+    config = ecp5_pll(25, 100)
+    with pytest.raises(ValueError, match=r"^text must set one PLL's CLKI_DIV, not 0$"):
+        retarget_ecp5_config(".device LFE5U-85F\n", config, ecp5_pll(25, 125))
+    with pytest.raises(ValueError, match=r"^wanted must use the routed PLL's 25 MHz reference"):
+        retarget_ecp5_config("", config, ecp5_pll(12, 96))
