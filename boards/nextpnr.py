@@ -335,7 +335,7 @@ def critical_path(report_file: Path, clock: str) -> dict | None:
     except (OSError, ValueError):
         return None
     for path in data.get("critical_paths", []):
-        if clock not in str(path.get("to", "")):
+        if path.get("from") != f"posedge {clock}" or path.get("to") != f"posedge {clock}":
             continue
         segments = path.get("path") or []
         if not segments:

@@ -123,8 +123,9 @@ class HostLink(wiring.Component):
     when None); a tick is a cycle with ``tick`` high, every cycle unless ``tick`` is driven.
     ``design_id`` is reported by PING (:class:`boards.link.protocol.Identity`).
 
-    Timing: a reply's first byte is offered in the cycle after the request's last byte (INFER:
-    its bytes follow as the core's output beats become valid; SELFTEST: after the run).
+    Timing: a reply's first byte is offered three cycles after the request's last byte (the
+    CRC is checked, then the command decided; INFER: its bytes follow as the core's output
+    beats become valid; SELFTEST: after the run).
     """
 
     def __init__(
@@ -251,6 +252,8 @@ class HostLink(wiring.Component):
         exact = Signal()  # the payload length is one input vector
         forward = Signal()  # an INFER of the right length: its payload goes to the core
         crc_lo = Signal(8)
+        crc_hi = Signal(8)
+        crc_ok = Signal()
         elem = Signal(8 * in_size)
         byte_in_elem = Signal(range(in_size))
         elem_idx = Signal(range(self.in_features))
@@ -445,35 +448,45 @@ class HostLink(wiring.Component):
             with m.State("CRC1"):
                 receive(covered=False)
                 with m.If(rx_fire):
-                    with m.If(Cat(crc_lo, byte) != crc):
-                        error(ErrorCode.BAD_CRC)
-                    with m.Elif(cmd == Command.PING):
-                        with m.If(~empty):
-                            error(ErrorCode.BAD_LENGTH)
-                        with m.Else():
-                            reply(Command.PING.reply, IDENTITY_SIZE, _KIND_IDENTITY)
-                            m.d.sync += error_seen.eq(0)
-                            m.next = "TX_SYNC0"
-                    with m.Elif(cmd == Command.INFER):
-                        with m.If(~exact):
-                            error(ErrorCode.BAD_LENGTH)
-                        with m.Else():
-                            reply(Command.INFER.reply, self.out_bytes, _KIND_OUTPUT)
-                            m.next = "TX_SYNC0"
-                    with m.Elif(cmd == Command.SELFTEST):
-                        with m.If(~empty):
-                            error(ErrorCode.BAD_LENGTH)
-                        with m.Else():
-                            m.d.sync += [
-                                feeding.eq(1),
-                                started.eq(0),
-                                cycles.eq(0),
-                                checksum.eq(0xFFFF_FFFF),
-                                out_count.eq(0),
-                            ]
-                            m.next = "SELFTEST"
+                    m.d.sync += crc_hi.eq(byte)
+                    m.next = "CHECK"
+            # the frame's CRC against the one computed, then the command: a cycle each, so
+            # that neither the comparison nor the command's decision waits on the other
+            with m.State("CHECK"):
+                m.d.comb += rx.ready.eq(1)
+                m.d.sync += crc_ok.eq(Cat(crc_lo, crc_hi) == crc)
+                m.next = "EXECUTE"
+            with m.State("EXECUTE"):
+                m.d.comb += rx.ready.eq(1)
+                with m.If(~crc_ok):
+                    error(ErrorCode.BAD_CRC)
+                with m.Elif(cmd == Command.PING):
+                    with m.If(~empty):
+                        error(ErrorCode.BAD_LENGTH)
                     with m.Else():
-                        error(ErrorCode.UNKNOWN_COMMAND)
+                        reply(Command.PING.reply, IDENTITY_SIZE, _KIND_IDENTITY)
+                        m.d.sync += error_seen.eq(0)
+                        m.next = "TX_SYNC0"
+                with m.Elif(cmd == Command.INFER):
+                    with m.If(~exact):
+                        error(ErrorCode.BAD_LENGTH)
+                    with m.Else():
+                        reply(Command.INFER.reply, self.out_bytes, _KIND_OUTPUT)
+                        m.next = "TX_SYNC0"
+                with m.Elif(cmd == Command.SELFTEST):
+                    with m.If(~empty):
+                        error(ErrorCode.BAD_LENGTH)
+                    with m.Else():
+                        m.d.sync += [
+                            feeding.eq(1),
+                            started.eq(0),
+                            cycles.eq(0),
+                            checksum.eq(0xFFFF_FFFF),
+                            out_count.eq(0),
+                        ]
+                        m.next = "SELFTEST"
+                with m.Else():
+                    error(ErrorCode.UNKNOWN_COMMAND)
             with m.State("DRAIN"):
                 m.d.comb += [rx.ready.eq(1), core_o.ready.eq(1)]
                 with m.If(out_fire & core_o.payload.last):

