@@ -109,7 +109,7 @@ def test_a_netlist_that_differs_from_the_golden_model_leaves_no_bitstream(
     monkeypatch.setattr(board, "NETLIST_SCRIPT", board.NETLIST_SCRIPT.replace(write, broken))
     out = tmp_path / "broken"
     args = ("--board", "ulx3s-12f", "--dsp-budget", "8", "--netlist-sim", "2")
-    args += ("--clock-mhz", "50")  # one place and route pass: the automatic clock is tested above
+    args += ("--clock-mhz", "50")  # an easy target, quick to route: the automatic clock is above
     assert _build(tiny_model, calib, out, *args) == 2
     err = capsys.readouterr().err
     assert "the synthesised netlist differs from the golden model" in err
@@ -166,7 +166,7 @@ def test_digits_debut_build_fills_the_ulx3s_12f(tmp_path):
     out = tmp_path / "digits"
     model = ROOT / "examples" / "digits_debut.pt"
     args = ["build", str(model), "--board", "ulx3s-12f", "--out", str(out)]
-    args += ["--clock-mhz", "37.5"]  # one place and route pass: the automatic clock is tested above
+    args += ["--clock-mhz", "37.5"]  # an easy target, quick to route: the automatic clock is above
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     synth, estimate = report["synth"], report["synth"]["estimate"]
