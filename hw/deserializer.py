@@ -39,27 +39,31 @@ class Deserializer(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        count = Signal(range(self.beats + 1))
+        beats, per_beat = self.beats, self.per_beat
+        # the beats shift through a register of whole beats, so every flip-flop takes its
+        # neighbour's value under one enable (the transfer) and no beat index is decoded
+        lanes = [Signal(self.fmt.width, name=f"lane{k}") for k in range(beats * per_beat)]
+        beat = self.i.payload
         full = Signal()
+        fire = self.i.valid & self.i.ready
         m.d.comb += [self.o.valid.eq(full), self.i.ready.eq(~full | self.o.ready)]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += full.eq(0)
-        with m.If(self.i.valid & self.i.ready):
-            beat = self.i.payload
-            index = Signal.like(count)
-            m.d.comb += index.eq(count)
-            with m.If(beat.first):
-                m.d.comb += index.eq(0)
-            for b in range(self.beats):
-                with m.If(index == b):
-                    for lane in range(self.per_beat):
-                        j = b * self.per_beat + lane
-                        if j < self.length:
-                            m.d.sync += self.o.payload[j].eq(beat.data[lane])
-            with m.If((index == 0) & ~beat.first):
-                pass  # out of sync: wait for a beat that starts a vector
-            with m.Elif(index == self.beats - 1):
+        with m.If(fire):
+            top = (beats - 1) * per_beat
+            m.d.sync += [lanes[k].eq(lanes[k + per_beat]) for k in range(top)]
+            m.d.sync += [lanes[top + k].eq(beat.data[k]) for k in range(per_beat)]
+        m.d.comb += [self.o.payload[j].eq(lanes[j]) for j in range(self.length)]
+        # beats taken since the vector's first (0: waiting for a beat flagged first)
+        count = Signal(range(beats + 1))
+        # the vector is complete with its last beat (with its first, when it has one beat)
+        done = beat.first if beats == 1 else ~beat.first & (count == beats - 1)
+        with m.If(fire):
+            with m.If(done):
                 m.d.sync += [count.eq(0), full.eq(1)]
-            with m.Else():
-                m.d.sync += count.eq(index + 1)
+            with m.Elif(beat.first):
+                m.d.sync += count.eq(1)
+            with m.Elif(count != 0):
+                m.d.sync += count.eq(count + 1)
+            # else out of sync: wait for a beat that starts a vector
         return m

@@ -113,19 +113,22 @@ class HostLink(wiring.Component):
         The timeout's time base (high by default: the timeout counts cycles).
 
     Behaviour: frames are parsed one byte per cycle. INFER payload elements go to the core as
-    they arrive, and the core's output beats are sent back as the reply, one byte per cycle (the
-    core is held by backpressure in between): throughput is bound by the UART. An INFER whose CRC
-    fails after its whole vector went in has the core's output drained and dropped. SELFTEST
-    feeds the ``selftest`` vectors from a ROM back to back as fast as the core takes them with
-    ``core_o`` always ready, and counts the cycles from the first input transfer to the last
-    output transfer. Bytes that arrive while a reply is executed or sent are discarded. Frames
-    that stop arriving are abandoned (TRUNCATED) after ``timeout`` ticks without a byte (never,
-    when None); a tick is a cycle with ``tick`` high, every cycle unless ``tick`` is driven.
-    ``design_id`` is reported by PING (:class:`boards.link.protocol.Identity`).
+    they arrive, and the core's output beats are sent back as the reply, a byte every two cycles
+    at most (the core is held by backpressure in between): throughput is bound by the UART. An
+    INFER whose CRC fails after its whole vector went in has the core's output drained and
+    dropped. SELFTEST feeds the ``selftest`` vectors from a ROM back to back as fast as the core
+    takes them with ``core_o`` always ready, and counts the cycles from the first input transfer
+    to the last output transfer. Bytes that arrive while a reply is executed or sent are
+    discarded. Frames that stop arriving are abandoned (TRUNCATED) after ``timeout`` ticks
+    without a byte (never, when None); a tick is a cycle with ``tick`` high, every cycle unless
+    ``tick`` is driven. ``design_id`` is reported by PING
+    (:class:`boards.link.protocol.Identity`).
 
-    Timing: a reply's first byte is offered three cycles after the request's last byte (the
-    CRC is checked, then the command decided; INFER: its bytes follow as the core's output
-    beats become valid; SELFTEST: after the run).
+    Timing: a reply's first byte is offered four cycles after the request's last byte (the
+    CRC is checked, then the command decided, then the byte is registered; INFER: its bytes
+    follow as the core's output beats become valid; SELFTEST: after the run). ``tx`` is driven
+    from registers, and a byte is chosen only while none waits, so that ``tx.ready`` reaches no
+    decision of the frame logic.
     """
 
     def __init__(
@@ -241,8 +244,15 @@ class HostLink(wiring.Component):
 
         rx, tx, core_i, core_o = self.rx, self.tx, self.core_i, self.core_o
         rx_fire = rx.valid & rx.ready
-        tx_fire = tx.valid & tx.ready
         byte = rx.payload
+
+        # the byte offered to the transmitter, in registers; the reply states choose the next
+        # one only while this one is empty
+        tx_full = Signal()
+        tx_data = Signal(8)
+        m.d.comb += [tx.valid.eq(tx_full), tx.payload.eq(tx_data)]
+        with m.If(tx.ready):
+            m.d.sync += tx_full.eq(0)
 
         # --- receive side
         cmd = Signal(8)
@@ -510,9 +520,9 @@ class HostLink(wiring.Component):
                 "cover" the byte by the CRC, or "send" a byte of the CRC (offered once the
                 CRC took the bytes before)."""
                 with m.State(state):
-                    ready = ~crc_load if crc_use == "send" else 1
-                    m.d.comb += [rx.ready.eq(1), tx.valid.eq(ready), tx.payload.eq(value)]
-                    with m.If(tx_fire):
+                    m.d.comb += rx.ready.eq(1)
+                    with m.If(~tx_full & (~crc_load if crc_use == "send" else 1)):
+                        m.d.sync += [tx_data.eq(value), tx_full.eq(1)]
                         if crc_use == "start":
                             m.d.sync += crc.eq(0xFFFF)
                         elif crc_use == "cover":
@@ -529,39 +539,43 @@ class HostLink(wiring.Component):
                 identity = Array(C(b, 8) for b in self._identity_bytes)
                 selftest = Cat(checksum, cycles)
                 element = _extend(out_raw.word_select(out_lane, out_w), out_fmt, 8 * out_size)
+                value = Signal(8)
+                available = Signal()  # the byte at tx_pos can be taken
+                m.d.comb += available.eq(1)
                 with m.Switch(reply_kind):
                     with m.Case(_KIND_IDENTITY):
-                        m.d.comb += [tx.valid.eq(1), tx.payload.eq(identity[tx_pos])]
+                        m.d.comb += value.eq(identity[tx_pos])
                     with m.Case(_KIND_SELFTEST):
-                        m.d.comb += [
-                            tx.valid.eq(1),
-                            tx.payload.eq(selftest.word_select(tx_pos[:3], 8)),
-                        ]
+                        m.d.comb += value.eq(selftest.word_select(tx_pos[:3], 8))
                     with m.Case(_KIND_ERROR):
-                        m.d.comb += [
-                            tx.valid.eq(1),
-                            tx.payload.eq(Mux(tx_pos[0], cmd, error_code)),
-                        ]
+                        m.d.comb += value.eq(Mux(tx_pos[0], cmd, error_code))
                     with m.Case(_KIND_OUTPUT):
                         m.d.comb += [
-                            tx.valid.eq(core_o.valid),
-                            tx.payload.eq(element.word_select(out_byte, 8)),
+                            available.eq(core_o.valid),
+                            value.eq(element.word_select(out_byte, 8)),
                         ]
-                        with m.If(tx_fire):
-                            with m.If(out_byte == out_size - 1):
-                                last_elem = out_elem == self.out_features - 1
-                                m.d.sync += [out_byte.eq(0), out_elem.eq(out_elem + 1)]
-                                with m.If((out_lane == out_pb - 1) | last_elem):
-                                    m.d.sync += out_lane.eq(0)
-                                    m.d.comb += core_o.ready.eq(1)
-                                with m.Else():
-                                    m.d.sync += out_lane.eq(out_lane + 1)
-                            with m.Else():
-                                m.d.sync += out_byte.eq(out_byte + 1)
-                with m.If(tx_fire):
-                    m.d.sync += [crc_byte.eq(tx.payload), crc_load.eq(1), tx_pos.eq(tx_pos + 1)]
+                take = ~tx_full & available
+                with m.If(take):
+                    m.d.sync += [
+                        tx_data.eq(value),
+                        tx_full.eq(1),
+                        crc_byte.eq(value),
+                        crc_load.eq(1),
+                        tx_pos.eq(tx_pos + 1),
+                    ]
                     with m.If(tx_pos == reply_len - 1):
                         m.next = "TX_CRC0"
+                with m.If(take & (reply_kind == _KIND_OUTPUT)):
+                    with m.If(out_byte == out_size - 1):
+                        last_elem = out_elem == self.out_features - 1
+                        m.d.sync += [out_byte.eq(0), out_elem.eq(out_elem + 1)]
+                        with m.If((out_lane == out_pb - 1) | last_elem):
+                            m.d.sync += out_lane.eq(0)
+                            m.d.comb += core_o.ready.eq(1)
+                        with m.Else():
+                            m.d.sync += out_lane.eq(out_lane + 1)
+                    with m.Else():
+                        m.d.sync += out_byte.eq(out_byte + 1)
             send("TX_CRC0", crc[:8], "TX_CRC1", "send")
             send("TX_CRC1", crc[8:], "HUNT", "send")
 
