@@ -290,6 +290,9 @@ class HostLink(wiring.Component):
         reply_cmd = Signal(8)
         reply_len = Signal(range(max_reply + 1))
         reply_kind = Signal(2)
+        reply_output = Signal()  # reply_kind is _KIND_OUTPUT
+        tx_last = Signal()  # tx_pos is the payload's last byte
+        beat_end = Signal()  # the output byte is the last of its beat
         error_code = Signal(8)
         tx_pos = Signal(range(max_reply))
         out_lane = Signal(range(out_pb))
@@ -332,7 +335,7 @@ class HostLink(wiring.Component):
             m.d.sync += feeding.eq(0)
 
         out_raw = core_o.payload.data.as_value()
-        out_fire = core_o.valid & core_o.ready
+        # in DRAIN and SELFTEST core_o is always ready, so a valid beat is a transfer there
         checksum_next = self._checksum_update(m, checksum, out_raw)
 
         def reply(command: int, size: int, kind: int) -> None:
@@ -340,6 +343,9 @@ class HostLink(wiring.Component):
                 reply_cmd.eq(command),
                 reply_len.eq(size),
                 reply_kind.eq(kind),
+                reply_output.eq(kind == _KIND_OUTPUT),
+                tx_last.eq(size == 1),
+                beat_end.eq(out_size == 1 and (out_pb == 1 or self.out_features == 1)),
                 tx_pos.eq(0),
                 out_lane.eq(0),
                 out_byte.eq(0),
@@ -499,16 +505,16 @@ class HostLink(wiring.Component):
                     error(ErrorCode.UNKNOWN_COMMAND)
             with m.State("DRAIN"):
                 m.d.comb += [rx.ready.eq(1), core_o.ready.eq(1)]
-                with m.If(out_fire & core_o.payload.last):
+                with m.If(core_o.valid & core_o.payload.last):
                     m.next = "TX_SYNC0"
             with m.State("SELFTEST"):
                 m.d.comb += [rx.ready.eq(1), core_o.ready.eq(1)]
-                last_out = out_fire & (out_count == total_out - 1)
+                last_out = core_o.valid & (out_count == total_out - 1)
                 with m.If((started | rom_fire) & ~last_out & (cycles != 0xFFFF_FFFF)):
                     m.d.sync += cycles.eq(cycles + 1)
                 with m.If(rom_fire):
                     m.d.sync += started.eq(1)
-                with m.If(out_fire):
+                with m.If(core_o.valid):
                     m.d.sync += [checksum.eq(checksum_next), out_count.eq(out_count + 1)]
                 with m.If(last_out):
                     m.d.sync += checksum.eq(checksum_next ^ 0xFFFF_FFFF)
@@ -562,20 +568,35 @@ class HostLink(wiring.Component):
                         crc_byte.eq(value),
                         crc_load.eq(1),
                         tx_pos.eq(tx_pos + 1),
+                        tx_last.eq(tx_pos + 2 == reply_len),
                     ]
-                    with m.If(tx_pos == reply_len - 1):
+                    with m.If(tx_last):
                         m.next = "TX_CRC0"
-                with m.If(take & (reply_kind == _KIND_OUTPUT)):
+                # the position in the core's output: byte of the element, lane of the beat and
+                # element of the vector; whether the next byte ends its beat is decoded ahead
+                with m.If(take & reply_output):
+                    m.d.comb += core_o.ready.eq(beat_end)
+                    next_byte = Signal.like(out_byte)
+                    next_lane = Signal.like(out_lane)
+                    next_elem = Signal.like(out_elem)
+                    m.d.comb += [next_byte.eq(out_byte + 1), next_lane.eq(out_lane)]
+                    m.d.comb += next_elem.eq(out_elem)
                     with m.If(out_byte == out_size - 1):
                         last_elem = out_elem == self.out_features - 1
-                        m.d.sync += [out_byte.eq(0), out_elem.eq(out_elem + 1)]
+                        m.d.comb += [next_byte.eq(0), next_elem.eq(out_elem + 1)]
                         with m.If((out_lane == out_pb - 1) | last_elem):
-                            m.d.sync += out_lane.eq(0)
-                            m.d.comb += core_o.ready.eq(1)
+                            m.d.comb += next_lane.eq(0)
                         with m.Else():
-                            m.d.sync += out_lane.eq(out_lane + 1)
-                    with m.Else():
-                        m.d.sync += out_byte.eq(out_byte + 1)
+                            m.d.comb += next_lane.eq(out_lane + 1)
+                    m.d.sync += [
+                        out_byte.eq(next_byte),
+                        out_lane.eq(next_lane),
+                        out_elem.eq(next_elem),
+                        beat_end.eq(
+                            (next_byte == out_size - 1)
+                            & ((next_lane == out_pb - 1) | (next_elem == self.out_features - 1))
+                        ),
+                    ]
             send("TX_CRC0", crc[:8], "TX_CRC1", "send")
             send("TX_CRC1", crc[8:], "HUNT", "send")
 
