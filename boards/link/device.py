@@ -112,10 +112,10 @@ class HostLink(wiring.Component):
     tick : ``In(1)``
         The timeout's time base (high by default: the timeout counts cycles).
 
-    Behaviour: frames are parsed one byte per cycle. INFER payload elements go to the core as
-    they arrive, and the core's output beats are sent back as the reply, a byte every two cycles
-    at most (the core is held by backpressure in between): throughput is bound by the UART. An
-    INFER whose CRC fails after its whole vector went in has the core's output drained and
+    Behaviour: frames are parsed a byte every two cycles at most. INFER payload elements go to
+    the core as they arrive, and the core's output beats are sent back as the reply, a byte every
+    two cycles at most (the core is held by backpressure in between): throughput is bound by the
+    UART. An INFER whose CRC fails after its whole vector went in has the core's output drained and
     dropped. SELFTEST feeds the ``selftest`` vectors from a ROM back to back as fast as the core
     takes them with ``core_o`` always ready, and counts the cycles from the first input transfer
     to the last output transfer. Bytes that arrive while a reply is executed or sent are
@@ -243,7 +243,12 @@ class HostLink(wiring.Component):
         max_reply = max(IDENTITY_SIZE, SELFTEST_SIZE, 2, self.out_bytes)
 
         rx, tx, core_i, core_o = self.rx, self.tx, self.core_i, self.core_o
-        rx_fire = rx.valid & rx.ready
+        # rx.ready is a register: a byte is taken at most every other cycle, and whether the
+        # next one can be is decided from the state the last one left (the frame logic never
+        # waits on its own ready)
+        rx_take = Signal()
+        rx_fire = rx.valid & rx_take
+        m.d.comb += rx.ready.eq(rx_take)
         byte = rx.payload
 
         # the byte offered to the transmitter, in registers; the reply states choose the next
@@ -365,7 +370,7 @@ class HostLink(wiring.Component):
         in_frame = Signal()
         crc_covers = Signal()
         with m.If(in_frame):
-            m.d.comb += rx.ready.eq(~beat_full & ~timed_out)
+            m.d.sync += rx_take.eq(~rx_fire & ~beat_full & ~timed_out)
             if self.timeout is not None:
                 with m.If(rx_fire):
                     m.d.sync += idle.eq(0)
@@ -373,6 +378,8 @@ class HostLink(wiring.Component):
                     m.d.sync += idle.eq(idle + 1)
                     with m.If(idle == self.timeout - 1):
                         m.d.sync += timed_out.eq(1)
+        with m.Else():  # outside a frame every byte is taken (and discarded but in HUNT, SYNC1)
+            m.d.sync += rx_take.eq(~rx_fire)
         with m.If(crc_covers & rx_fire):
             m.d.sync += [crc_byte.eq(rx.payload), crc_load.eq(1)]
 
@@ -382,24 +389,20 @@ class HostLink(wiring.Component):
                 error(ErrorCode.TRUNCATED)
 
         with m.FSM() as fsm:
-            with m.State("HUNT"):
-                m.d.comb += rx.ready.eq(1)
-                with m.If(rx_fire & (byte == SYNC[0])):
-                    m.next = "SYNC1"
-            with m.State("SYNC1"):
-                m.d.comb += rx.ready.eq(1)
-                with m.If(rx_fire):
-                    with m.If(byte == SYNC[1]):
-                        m.d.sync += [
-                            cmd.eq(0),
-                            crc.eq(0xFFFF),
-                            idle.eq(0),
-                            timed_out.eq(0),
-                            vector_sent.eq(0),
-                        ]
-                        m.next = "CMD"
-                    with m.Elif(byte != SYNC[0]):
-                        m.next = "HUNT"
+            with m.State("HUNT"), m.If(rx_fire & (byte == SYNC[0])):
+                m.next = "SYNC1"
+            with m.State("SYNC1"), m.If(rx_fire):
+                with m.If(byte == SYNC[1]):
+                    m.d.sync += [
+                        cmd.eq(0),
+                        crc.eq(0xFFFF),
+                        idle.eq(0),
+                        timed_out.eq(0),
+                        vector_sent.eq(0),
+                    ]
+                    m.next = "CMD"
+                with m.Elif(byte != SYNC[0]):
+                    m.next = "HUNT"
             with m.State("CMD"):
                 receive()
                 with m.If(rx_fire):
@@ -469,11 +472,9 @@ class HostLink(wiring.Component):
             # the frame's CRC against the one computed, then the command: a cycle each, so
             # that neither the comparison nor the command's decision waits on the other
             with m.State("CHECK"):
-                m.d.comb += rx.ready.eq(1)
                 m.d.sync += crc_ok.eq(Cat(crc_lo, crc_hi) == crc)
                 m.next = "EXECUTE"
             with m.State("EXECUTE"):
-                m.d.comb += rx.ready.eq(1)
                 with m.If(~crc_ok):
                     error(ErrorCode.BAD_CRC)
                 with m.Elif(cmd == Command.PING):
@@ -504,11 +505,11 @@ class HostLink(wiring.Component):
                 with m.Else():
                     error(ErrorCode.UNKNOWN_COMMAND)
             with m.State("DRAIN"):
-                m.d.comb += [rx.ready.eq(1), core_o.ready.eq(1)]
+                m.d.comb += core_o.ready.eq(1)
                 with m.If(core_o.valid & core_o.payload.last):
                     m.next = "TX_SYNC0"
             with m.State("SELFTEST"):
-                m.d.comb += [rx.ready.eq(1), core_o.ready.eq(1)]
+                m.d.comb += core_o.ready.eq(1)
                 last_out = core_o.valid & (out_count == total_out - 1)
                 with m.If((started | rom_fire) & ~last_out & (cycles != 0xFFFF_FFFF)):
                     m.d.sync += cycles.eq(cycles + 1)
@@ -525,15 +526,14 @@ class HostLink(wiring.Component):
                 """A state that sends one byte; ``crc_use``: "start" the CRC register after it,
                 "cover" the byte by the CRC, or "send" a byte of the CRC (offered once the
                 CRC took the bytes before)."""
-                with m.State(state):
-                    m.d.comb += rx.ready.eq(1)
-                    with m.If(~tx_full & (~crc_load if crc_use == "send" else 1)):
-                        m.d.sync += [tx_data.eq(value), tx_full.eq(1)]
-                        if crc_use == "start":
-                            m.d.sync += crc.eq(0xFFFF)
-                        elif crc_use == "cover":
-                            m.d.sync += [crc_byte.eq(value), crc_load.eq(1)]
-                        m.next = following
+                free = ~tx_full & (~crc_load if crc_use == "send" else 1)
+                with m.State(state), m.If(free):
+                    m.d.sync += [tx_data.eq(value), tx_full.eq(1)]
+                    if crc_use == "start":
+                        m.d.sync += crc.eq(0xFFFF)
+                    elif crc_use == "cover":
+                        m.d.sync += [crc_byte.eq(value), crc_load.eq(1)]
+                    m.next = following
 
             send("TX_SYNC0", C(SYNC[0], 8), "TX_SYNC1", "start")
             send("TX_SYNC1", C(SYNC[1], 8), "TX_CMD", None)
@@ -541,7 +541,6 @@ class HostLink(wiring.Component):
             send("TX_LEN0", reply_len[:8], "TX_LEN1", "cover")
             send("TX_LEN1", reply_len[8:], "TX_PAYLOAD", "cover")
             with m.State("TX_PAYLOAD"):
-                m.d.comb += rx.ready.eq(1)
                 identity = Array(C(b, 8) for b in self._identity_bytes)
                 selftest = Cat(checksum, cycles)
                 element = _extend(out_raw.word_select(out_lane, out_w), out_fmt, 8 * out_size)
