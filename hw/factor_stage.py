@@ -30,12 +30,14 @@ Pipeline (cycle 0 = input transfer, no stalls):
 - cycle 0: the vector is registered into the input buffer;
 - cycles 1..II: issue steps 0..II-1 (operand registers loaded); the next vector is accepted in the
   last issue cycle, so vectors stream at one per II cycles;
-- +1: product registers; +2: accumulators; +3: a finished run is requantised straight into the
-  vector's slot of the output queue, a small ring of registers (or kept as a partial sum); +4:
-  the partial sums are added; +5: their sum is requantised into the slot, and the slot is
+- +1: product registers (the DSP's own); +2: the products again, in flip-flops that placement
+  can put between the DSP and its accumulator (a DSP sits in a fixed column, often far from the
+  logic it feeds); +3: accumulators; +4: a finished run is requantised straight into the
+  vector's slot of the output queue, a small ring of registers (or kept as a partial sum); +5:
+  the partial sums are added; +6: their sum is requantised into the slot, and the slot is
   presented one cycle later.
 
-So ``latency = II + 6``. From ``SINGLE_SLOT_MIN_II`` steps on the queue has one slot, and the next
+So ``latency = II + 7``. From ``SINGLE_SLOT_MIN_II`` steps on the queue has one slot, and the next
 vector is accepted once the last one has left: one per ``latency + 1`` cycles. Backpressure never
 stalls the pipeline: a vector is only accepted when the output queue is sure to have room for it (a
 credit counter of vectors accepted and not yet sent), and ``i.ready`` and ``o.valid`` are registers
@@ -223,7 +225,7 @@ class FactorStage(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from an input transfer to its output vector being valid (no stalls)."""
-        return self.ii + 6
+        return self.ii + 7
 
     @property
     def queue_depth(self) -> int:
@@ -351,17 +353,18 @@ class FactorStage(wiring.Component):
             + mults * w_acc
             # operand and product registers, unless they are the DSP cell's own
             + (0 if self._dsp else mults * (w_in + (w_w if ii > 1 else 0) + product))
+            + mults * product  # the products again, between the multiplier and accumulator
             # split outputs: a carry register each, or partial sums and their total
             + (len(split) if self._carried() else sum(split) + len(split)) * w_acc
             + self.queue_depth * f.p * w_out  # output queue slots
             # start and init registers, their decoded flags, finished-run flags
             + (mults * (2 + w_acc) + 2 * sum(len(m) for m in self.runs()) if ii > 1 else 0)
-            + 6 * step_bits  # step, its pipeline copies and the ROM address
+            + 7 * step_bits  # step, its pipeline copies and the ROM address
             + (sum(w_w + idx_bits for *_, idx_bits in plans) if ii > 1 else 0)  # ROM words
             + 9
             + 5 * depth_bits  # control, queue pointers and the decoded step flags
             # every further sequencer: issue state, valid and step pipelines, queue pointers
-            + (self.clusters - 1) * (5 * step_bits + 6 + 2 * (self.queue_depth - 1).bit_length())
+            + (self.clusters - 1) * (6 * step_bits + 7 + 2 * (self.queue_depth - 1).bit_length())
         )
         return {"dsp": mults, "ff": ff, "lut": lut, "ebr": ebr}
 
@@ -558,10 +561,12 @@ class FactorStage(wiring.Component):
                     inits[j0] = self._bias[row] + self._round if primary else 0
             start = Signal(name=f"start{mu}", reset_less=True)  # only read while valid
             init = Signal(acc_shape, name=f"init{mu}", reset_less=True)
-            step_table(m, seq, start, 2, starts)
-            step_table(m, seq, init, 2, inits, carried_in)
-            with m.If(seq.valid[2]):
-                m.d.sync += acc[mu].eq(Mux(start, init, acc[mu]) + product)
+            staged = Signal(product_shape, name=f"staged{mu}", reset_less=True)
+            m.d.sync += staged.eq(product)
+            step_table(m, seq, start, 3, starts)
+            step_table(m, seq, init, 3, inits, carried_in)
+            with m.If(seq.valid[3]):
+                m.d.sync += acc[mu].eq(Mux(start, init, acc[mu]) + staged)
 
         # ---- finished runs go straight into their slot of the output queue ------------------
         # The queue is a ring of whole-vector registers (no memory, so no LUT RAM). Vector n is
@@ -575,12 +580,12 @@ class FactorStage(wiring.Component):
             for n in range(depth)
         ]
         for seq in seqs:
-            with m.If(seq.last3):
+            with m.If(seq.last_acc):
                 m.d.sync += seq.w_ptr.eq(Mux(seq.w_ptr == depth - 1, 0, seq.w_ptr + 1))
         done = [Signal(name="done1"), Signal(name="done2")]
         done_ptr = [Signal(range(depth), name=f"done_ptr{n}", reset_less=True) for n in (1, 2)]
-        m.d.sync += [done[0].eq(seqs[0].last3), done[1].eq(done[0]), done_ptr[1].eq(done_ptr[0])]
-        with m.If(seqs[0].last3):
+        m.d.sync += [done[0].eq(seqs[0].last_acc), done[1].eq(done[0]), done_ptr[1].eq(done_ptr[0])]
+        with m.If(seqs[0].last_acc):
             m.d.sync += done_ptr[0].eq(seqs[0].w_ptr)
 
         def write(row: int, value, pointer, when) -> None:
@@ -594,7 +599,7 @@ class FactorStage(wiring.Component):
             seq = seqs[cluster_of[mu]]
             y_mu = self._requantize(m, acc[mu], f"y_acc{mu}")
             for row, _, j1 in runs[mu]:
-                finished = step_flag(seq, 3, [j1], f"finished{row}_{mu}")
+                finished = step_flag(seq, 4, [j1], f"finished{row}_{mu}")
                 if row in carry and mu != chunks[row][0][0]:
                     with m.If(finished):
                         m.d.sync += carry[row].eq(acc[mu])
@@ -640,7 +645,7 @@ class _Sequencer:
 
     ``accept`` is an input transfer seen by this copy; ``full`` means steps are left to issue
     and ``step`` is the step being issued; ``valid[n]``/``steps[n]`` are ``full``/``step``
-    ``n`` cycles later; ``last3`` is the last step leaving the accumulators; ``w_ptr`` and
+    ``n`` cycles later; ``last_acc`` is the last step leaving the accumulators; ``w_ptr`` and
     ``r_ptr`` are this copy's output queue pointers (advanced by the stage)."""
 
     def __init__(self, m: Module, index: int, ii: int, depth: int, in_valid, room_next) -> None:
@@ -681,16 +686,16 @@ class _Sequencer:
         )
         m.d.comb += self.address.eq(Mux(self.accept, 1 % ii, held))
 
-        self.valid = [self.full] + [Signal(name=f"v{n}_{name}") for n in range(1, 4)]
+        self.valid = [self.full] + [Signal(name=f"v{n}_{name}") for n in range(1, 5)]
         self.steps = [self.step] + [
-            Signal(range(ii), name=f"step{n}_{name}", reset_less=True) for n in range(1, 4)
+            Signal(range(ii), name=f"step{n}_{name}", reset_less=True) for n in range(1, 5)
         ]
-        for n in range(1, 4):
+        for n in range(1, 5):
             m.d.sync += [self.valid[n].eq(self.valid[n - 1]), self.steps[n].eq(self.steps[n - 1])]
-        self.last3 = Signal(name=f"last3_{name}")
+        self.last_acc = Signal(name=f"last_acc_{name}")
         if ii == 1:
-            m.d.comb += self.last3.eq(self.valid[3])
+            m.d.comb += self.last_acc.eq(self.valid[4])
         else:
-            m.d.sync += self.last3.eq(self.valid[2] & (self.steps[2] == ii - 1))
+            m.d.sync += self.last_acc.eq(self.valid[3] & (self.steps[3] == ii - 1))
         self.w_ptr = Signal(range(depth), name=f"w_ptr_{name}")
         self.r_ptr = Signal(range(depth), name=f"r_ptr_{name}")
