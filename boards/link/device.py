@@ -314,7 +314,11 @@ class HostLink(wiring.Component):
         rd = rom.read_port()
         feeding = Signal()  # self-test beats go to the core
         started = Signal()
-        rom_idx = Signal(range(total_in))
+        rom_idx = Signal(range(total_in))  # the beat offered
+        # the indices of the two beats after it (mod total_in), and the offered beat's word
+        rom_idx1 = Signal(range(total_in), init=1 % total_in)
+        rom_idx2 = Signal(range(total_in), init=2 % total_in)
+        rom_word = Signal(rd.data.shape(), init=words[0])
         out_count = Signal(range(total_out))
         cycles = Signal(32)
         checksum = Signal(32)
@@ -323,7 +327,7 @@ class HostLink(wiring.Component):
         m.d.comb += [
             core_i.valid.eq(beat_full | feeding),
             core_i.payload.as_value().eq(
-                Mux(feeding, rd.data, Cat(beat_data, beat_first, beat_last))
+                Mux(feeding, rom_word, Cat(beat_data, beat_first, beat_last))
             ),
         ]
         in_fire = core_i.valid & core_i.ready
@@ -332,12 +336,19 @@ class HostLink(wiring.Component):
             with m.If(beat_last):
                 m.d.sync += vector_sent.eq(1)
         rom_fire = in_fire & feeding
-        # the read port runs one cycle ahead: its address is the index of the next beat
-        rom_next = Mux(rom_fire, Mux(rom_idx == total_in - 1, 0, rom_idx + 1), rom_idx)
-        m.d.comb += rd.addr.eq(rom_next)
-        m.d.sync += rom_idx.eq(rom_next)
-        with m.If(rom_fire & (rom_idx == total_in - 1)):
-            m.d.sync += feeding.eq(0)
+        # the read port runs a beat ahead of the offered word, which is a register (no path
+        # starts at the block RAM's slow output): the port holds the next beat's word, and in
+        # the cycle the offered beat is taken it reads the one after
+        m.d.comb += rd.addr.eq(Mux(rom_fire, rom_idx2, rom_idx1))
+        with m.If(rom_fire):
+            m.d.sync += [
+                rom_word.eq(rd.data),
+                rom_idx.eq(rom_idx1),
+                rom_idx1.eq(rom_idx2),
+                rom_idx2.eq(Mux(rom_idx2 == total_in - 1, 0, rom_idx2 + 1)),
+            ]
+            with m.If(rom_idx == total_in - 1):
+                m.d.sync += feeding.eq(0)
 
         out_raw = core_o.payload.data.as_value()
         # in DRAIN and SELFTEST core_o is always ready, so a valid beat is a transfer there
