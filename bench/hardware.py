@@ -2,20 +2,32 @@
 side by side.
 
     .venv/bin/python bench/hardware.py [--boards ulx3s-85f ulx3s-25f] [--models dense debut
-        debut_small butterfly] [--budgets full 8 16 24 28 56 156] [--seed 1] [--no-synth]
+        debut_small butterfly] [--budgets full 8 16 24 28 56 156] [--seeds 1 2 3]
+        [--seeded-models dense debut debut_small] [--seeded-budgets 8 28 156] [--no-synth]
         [--out bench/results]
 
 Every model is built with ``python -m compiler build`` (the product's own path: quantise, lower,
-fit check, RTL check, Yosys, nextpnr, pack) for each board at each DSP budget the board has
-("full" is all of them: the fastest II that fits), with a fixed nextpnr seed, and the reports
-are collected into one table: parameters, MACs, float and fixed accuracy, DSP/LUT/FF/EBR used,
-clock and Fmax, II, latency, inferences/s, multiplier efficiency, inferences/s per DSP, and the
-time of each build step. The device's peak (``bench/dsp_peak.py``: DSPs x the Fmax of one
-registered multiply) gives the fraction of it each design reaches.
+fit check, RTL check, Yosys, nextpnr, pack, at the board's clock: on the ULX3S, the automatic
+one chosen from the routed design) for each board at each DSP budget the board has ("full" is
+all of them: the fastest II that fits). The models of ``--seeded-models`` at the budgets of
+``--seeded-budgets`` are built once per nextpnr seed of ``--seeds``, every other build at the
+first seed only (by default: 3 seeds for dense and both DeBut models at 8, 28 and 156 DSPs, 1
+elsewhere); ``--no-synth`` runs no nextpnr, so it builds each at the first seed only.
+
+``hardware.json`` holds one row per build (with its seed): parameters, MACs, float and fixed
+accuracy, DSP/LUT/FF/EBR used, the clock the build chose and its mode, Fmax, II, latency,
+inferences/s, multiplier efficiency, inferences/s per DSP, and the time of each build step.
+``BENCHMARKS.md`` compares each model at a board and budget (a design) in two tables kept apart,
+so that an architecture's lead and its clock are not mixed: inferences per cycle (1 / II) at
+equal DSPs with each model's ratio to dense, and the clocks: each seed's Fmax and chosen clock,
+their medians, and inferences/s at the median clock. NNgen's configurations (``--peer``) are set
+beside our DeBut models the same way. Then every build's row, and the device's peak
+(``bench/dsp_peak.py``: DSPs x the Fmax of one registered multiply) with the fraction of it each
+build reaches.
 
 Writes ``OUT/hardware.json``, ``OUT/BENCHMARKS.md`` (with this command and the tool versions) and
-two plots: inferences/s against DSPs, and accuracy against parameters. ``--no-synth`` stops at
-the core (the estimates, no tools): minutes instead of hours. Not a test.
+two plots: inferences/s (at the median clock) against DSPs, and accuracy against parameters.
+``--no-synth`` stops at the core (the estimates, no tools): minutes instead of hours. Not a test.
 
 A whole sweep is hours of place and route, so ``hardware.json`` is rewritten after every build
 (``"complete": false`` until the last), ``--jobs N`` runs N builds at once (nextpnr uses one
@@ -23,9 +35,10 @@ core), and ``--resume`` keeps the rows of an earlier run whose code fingerprint 
 trees of everything a build of that model runs, see :func:`code_fingerprint`) is the current
 one: the same code, seeds and tools give the same bitstreams, so those rows are what this run
 would measure again. ``--add`` keeps every row of ``OUT/hardware.json`` whatever code built it
-and builds only the plan's missing rows (a model or budget added to finished results); every row
-keeps the sweep command, commit and fingerprint it was built with, and ``BENCHMARKS.md`` lists
-each command with the build code that changed between them.
+and builds only the plan's missing rows (a model, budget or seed added to finished results).
+Both know a row by its board, model, budget and seed. Every row keeps the sweep command, commit
+and fingerprint it was built with, and ``BENCHMARKS.md`` lists each command with the build code
+that changed between them.
 """
 
 from __future__ import annotations
@@ -35,16 +48,19 @@ import hashlib
 import json
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from boards.registry import get_board  # noqa: E402
+from compiler.options import AUTO_MARGIN  # noqa: E402
 from compiler.provenance import git_output, git_revision  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
@@ -54,6 +70,9 @@ DEBUT_MODELS = ("debut", "debut_small")
 BUILD_CODE = ("compiler", "hw", "boards", "sim", "pyproject.toml")
 # the issue's target against the peer: DeBut's inferences/s over NNgen's, with no more DSPs
 PEER_TARGET = 30
+# the builds repeated at every seed of --seeds by default: the compared models at these budgets
+SEEDED_MODELS = ("dense", "debut", "debut_small")
+SEEDED_BUDGETS = ("8", "28", "156")
 
 
 def model_file(model: str) -> Path:
@@ -75,16 +94,59 @@ def code_fingerprint(model: str) -> str | None:
 
 def load_record(path: Path) -> dict:
     """``hardware.json``, its rows each with the sweep command and fingerprint they were built
-    with (files written before rows carried them have one for the whole run)."""
+    with (files written before rows carried them have one for the whole run), its plan as
+    (board, model, budget, seed) builds (plans written before seeds were planned name no seed:
+    their builds' own, 1 where none was built)."""
     record = json.loads(path.read_text())
     for row in record["rows"]:
         row.setdefault("sweep", record["command"])
         row.setdefault("fingerprint", record.get("fingerprint"))
+    seeds = {row_key(r)[:3]: r["seed"] for r in record["rows"]}
+    record["plan"] = [
+        tuple(k) if len(k) == 4 else (*k, seeds.get(tuple(k), 1)) for k in record.get("plan") or []
+    ]
     return record
 
 
-def build_dir(out: Path, board: str, model: str, budget: int) -> Path:
-    return out / "builds" / f"{board}-{model}-{budget}"
+def row_key(row: dict) -> tuple[str, str, int, int]:
+    """What ``--resume``, ``--add`` and the plan know a build by."""
+    return row["board"], row["model"], row["budget"], row["seed"]
+
+
+def build_dir(out: Path, board: str, model: str, budget: int, seed: int) -> Path:
+    return out / "builds" / f"{board}-{model}-{budget}-seed{seed}"
+
+
+def budget_arg(text: str) -> str:
+    """A DSP budget on the command line: "full" or a number of DSPs."""
+    if text != "full" and not (text.isdigit() and int(text) > 0):
+        raise argparse.ArgumentTypeError(
+            f"a budget must be 'full' or a positive number of DSPs, not {text!r}"
+        )
+    return text
+
+
+def build_plan(
+    boards: list[str],
+    models: list[str],
+    budgets: list[str],
+    seeds: list[int],
+    seeded_models: list[str],
+    seeded_budgets: list[str],
+) -> list[tuple[str, str, int, int]]:
+    """The (board, model, budget, seed) builds of a sweep: on each board, each budget it has
+    ("full": all its DSPs), largest first, each model; the models of ``seeded_models`` at the
+    budgets of ``seeded_budgets`` once per seed of ``seeds``, every other build at the first."""
+    plan = []
+    for board_name in boards:
+        board = get_board(board_name)
+        mine = {board.dsp if b == "full" else int(b) for b in budgets}
+        seeded = {board.dsp if b == "full" else int(b) for b in seeded_budgets}
+        for budget in sorted((b for b in mine if b <= board.dsp), reverse=True):
+            for model in models:
+                repeated = model in seeded_models and budget in seeded
+                plan += [(board_name, model, budget, s) for s in (seeds if repeated else seeds[:1])]
+    return plan
 
 
 def build(model: str, board: str, budget: int, out: Path, *, seed: int, synth: bool) -> dict:
@@ -133,6 +195,7 @@ def build(model: str, board: str, budget: int, out: Path, *, seed: int, synth: b
         ff=used.get("TRELLIS_FF"),
         ebr=used.get("DP16KD", 0) if used else None,
         clock_mhz=synth_s.get("clock_mhz"),
+        clock_mode=synth_s.get("clock_mode"),
         fmax_mhz=synth_s.get("fmax_mhz"),
         timing_met=synth_s.get("timing_met"),
         inferences_per_s=thr.get("inferences_per_s"),
@@ -177,10 +240,127 @@ def _fmt(value, spec: str = "", none: str = "-") -> str:
     return none if value is None else format(value, spec)
 
 
+def _median(values: list[float]) -> float | None:
+    """The median of ``values``; of an even count, the lower middle one, so that it is one
+    build's own (a median clock is a clock the PLL makes). None when there are none."""
+    return statistics.median_low(values) if values else None
+
+
+@dataclass(frozen=True)
+class Design:
+    """One model at one DSP budget on one board, over the seeds it was built with: ``builds``
+    are its rows that built (status ok), ``failed`` those that stopped with an error, each in
+    seed order. II, resources and accuracy do not depend on the seed (nextpnr's placement
+    alone does); Fmax and the clock chosen from it do, so those are medians over the seeds."""
+
+    board: str
+    model: str
+    budget: int
+    builds: tuple[dict, ...]
+    failed: tuple[dict, ...]
+
+    def first(self, key: str):
+        """A figure that does not depend on the seed: its first build's."""
+        return self.builds[0].get(key) if self.builds else None
+
+    @property
+    def ii(self) -> int | None:
+        return self.first("ii")
+
+    @property
+    def inferences_per_cycle(self) -> float | None:
+        return 1 / self.ii if self.ii else None
+
+    @property
+    def fmax_mhz(self) -> float | None:
+        """The median of its builds' Fmax."""
+        return _median([r["fmax_mhz"] for r in self.builds if r.get("fmax_mhz") is not None])
+
+    @property
+    def clock_mhz(self) -> float | None:
+        """The median of the clocks its builds ran at."""
+        return _median([r["clock_mhz"] for r in self.builds if r.get("clock_mhz") is not None])
+
+    @property
+    def inferences_per_s(self) -> float | None:
+        """At the median clock."""
+        clock = self.clock_mhz
+        return clock * 1e6 / self.ii if clock and self.ii else None
+
+
+def designs(rows: list[dict]) -> list[Design]:
+    """``rows`` grouped by board, model and budget: by board (in the order of their first
+    rows), budget (largest first) and model (in the order of ``MODELS``)."""
+    groups: dict[tuple[str, str, int], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["board"], r["model"], r["budget"]), []).append(r)
+    boards = list(dict.fromkeys(r["board"] for r in rows))
+    found = []
+    for (board, model, budget), mine in groups.items():
+        mine.sort(key=lambda r: r["seed"])
+        ok = tuple(r for r in mine if r["status"] == "ok")
+        failed = tuple(r for r in mine if r["status"] != "ok")
+        found.append(Design(board, model, budget, ok, failed))
+    order = {model: n for n, model in enumerate(MODELS)}
+    found.sort(key=lambda d: (boards.index(d.board), -d.budget, order.get(d.model, len(order))))
+    return found
+
+
+def cycle_table(found: list[Design]) -> str:
+    """Per cycle, at equal DSPs: each design that built, its inferences per cycle (1 / II),
+    per cycle and DSP, and its lead per cycle over dense at the same budget (dense's II over its
+    own) beside the ratio of their MACs. No clock enters it."""
+    head = (
+        "| board | budget | model | DSP | II | inferences/cycle | inferences/cycle/DSP | MAC eff "
+        "| x dense per cycle | dense MACs / MACs |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    by = {(d.board, d.model, d.budget): d for d in found}
+    for d in found:
+        if not d.ii:
+            continue
+        dense = by.get((d.board, "dense", d.budget))
+        lead = dense.ii / d.ii if dense and dense.ii else None
+        macs = dense.first("macs") / d.first("macs") if dense and dense.ii else None
+        dsp = d.first("dsp")
+        lines.append(
+            f"| {d.board} | {d.budget} | {d.model} | {_fmt(dsp)} | {d.ii:,} "
+            f"| {d.inferences_per_cycle:.2e} "
+            f"| {_fmt(d.inferences_per_cycle / dsp if dsp else None, '.2e')} "
+            f"| {_fmt(d.first('multiplier_efficiency'), '.1%')} | {_fmt(lead, '.2f')} "
+            f"| {_fmt(macs, '.2f')} |"
+        )
+    return "\n".join(lines)
+
+
+def clock_table(found: list[Design]) -> str:
+    """The clocks: each design's seeds, their Fmax and the clocks their builds chose (and how),
+    the medians, and inferences/s at the median clock; the seeds whose builds failed."""
+    head = (
+        "| board | model | budget | seeds | Fmax MHz by seed | median Fmax MHz "
+        "| clock MHz by seed | median clock MHz | clock | inf/s at median clock | failed |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for d in found:
+        modes = {(r.get("clock_mode") or "-") if r.get("built") else "estimate" for r in d.builds}
+        failed = "; ".join(f"seed {r['seed']}: {r['status'].split(';')[0][:60]}" for r in d.failed)
+        lines.append(
+            f"| {d.board} | {d.model} | {d.budget} "
+            f"| {', '.join(str(r['seed']) for r in d.builds) or '-'} "
+            f"| {', '.join(_fmt(r.get('fmax_mhz'), '.1f') for r in d.builds) or '-'} "
+            f"| {_fmt(d.fmax_mhz, '.1f')} "
+            f"| {', '.join(_fmt(r.get('clock_mhz'), 'g') for r in d.builds) or '-'} "
+            f"| {_fmt(d.clock_mhz, 'g')} | {', '.join(sorted(modes)) or '-'} "
+            f"| {_fmt(d.inferences_per_s, ',.0f')} | {failed or '-'} |"
+        )
+    return "\n".join(lines)
+
+
 def table(rows: list[dict], peaks: dict[str, dict]) -> str:
     head = (
-        "| board | model | budget | params | MACs | float acc | fixed acc | DSP | LUT4 | FF | EBR "
-        "| clock MHz | Fmax MHz | II | latency | inf/s | MAC eff | inf/s/DSP | % of peak | status |"
+        "| board | model | budget | seed | params | MACs | float acc | fixed acc | DSP | LUT4 "
+        "| FF | EBR | clock MHz | Fmax MHz | II | latency | inf/s | MAC eff | inf/s/DSP "
+        "| % of peak | status |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -191,7 +371,8 @@ def table(rows: list[dict], peaks: dict[str, dict]) -> str:
         status = "ok" if r["status"] == "ok" else r["status"].split(";")[0][:80]
         estimated = r["status"] == "ok" and not r.get("built")  # --no-synth
         lines.append(
-            f"| {r['board']} | {r['model']} | {r['budget']} | {_fmt(r.get('params'), ',')} "
+            f"| {r['board']} | {r['model']} | {r['budget']} | {r['seed']} "
+            f"| {_fmt(r.get('params'), ',')} "
             f"| {_fmt(r.get('macs'), ',')} | {_fmt(r.get('float_accuracy'), '.2%')} "
             f"| {_fmt(r.get('fixed_accuracy'), '.2%')} | {_fmt(r.get('dsp'))} "
             f"| {_fmt(r.get('lut'), ',')} | {_fmt(r.get('ff'), ',')} | {_fmt(r.get('ebr'))} "
@@ -212,7 +393,7 @@ STEPS = ("quantize", "lower", "verilog", "check", "elaborate", "synth", "pnr", "
 def step_table(rows: list[dict]) -> str:
     """Compile-side speed: the seconds of each build step, and Icarus's speed on the RTL check."""
     head = (
-        "| board | model | budget | "
+        "| board | model | budget | seed | "
         + " | ".join(STEPS)
         + " | total s | Icarus vectors/s | Icarus cycles/s |"
     )
@@ -220,7 +401,7 @@ def step_table(rows: list[dict]) -> str:
     for r in rows:
         steps = r.get("step_s") or {}
         lines.append(
-            f"| {r['board']} | {r['model']} | {r['budget']} | "
+            f"| {r['board']} | {r['model']} | {r['budget']} | {r['seed']} | "
             + " | ".join(_fmt(steps.get(step), ".1f") for step in STEPS)
             + f" | {r['wall_s']:.0f} | {_fmt(r.get('sim_vectors_per_s'), '.2f')} "
             f"| {_fmt(r.get('sim_cycles_per_s'), ',.0f')} |"
@@ -228,32 +409,55 @@ def step_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def debut_vs_dense(rows: list[dict]) -> list[str]:
-    """The issue's target per board and budget: DeBut inferences/s against
-    0.8 x (dense MACs / DeBut MACs) x dense inferences/s."""
+def debut_vs_dense(found: list[Design]) -> list[str]:
+    """The issue's target per board and budget, DeBut's inferences/s at least 0.8 x (dense MACs
+    / DeBut MACs) x dense's, taken apart: DeBut's lead per cycle (dense's II over its own)
+    against 0.8 x the MAC ratio, then at the two designs' median clocks."""
     out = []
-    by = {(r["board"], r["budget"], r["model"]): r for r in rows}
-    for (board, budget, model), r in by.items():
-        dense = by.get((board, budget, "dense"))
-        if model not in DEBUT_MODELS or not dense:
+    by = {(d.board, d.model, d.budget): d for d in found}
+    for d in found:
+        dense = by.get((d.board, "dense", d.budget))
+        if d.model not in DEBUT_MODELS or not d.ii or not dense or not dense.ii:
             continue
-        if r.get("inferences_per_s") is None or dense.get("inferences_per_s") is None:
-            continue
-        bound = 0.8 * dense["macs"] / r["macs"] * dense["inferences_per_s"]
-        ratio = r["inferences_per_s"] / dense["inferences_per_s"]
-        verdict = "meets" if r["inferences_per_s"] >= bound else "misses"
-        out.append(
-            f"- {board}, {budget} DSPs: {model} {r['inferences_per_s']:,.0f} inf/s, dense "
-            f"{dense['inferences_per_s']:,.0f} inf/s ({ratio:.2f}x; MAC ratio "
-            f"{dense['macs'] / r['macs']:.2f}x): {verdict} 0.8 x the MAC ratio"
+        bound = 0.8 * dense.first("macs") / d.first("macs")
+        lead = dense.ii / d.ii
+        line = (
+            f"- {d.board}, {d.budget} DSPs: {d.model} {lead:.2f}x dense's inferences per cycle "
+            f"(II {d.ii:,} against {dense.ii:,}; 0.8 x the MAC ratio: {bound:.2f}x): "
+            f"{'meets' if lead >= bound else 'misses'} it per cycle"
         )
+        if d.clock_mhz and dense.clock_mhz:
+            rate = lead * d.clock_mhz / dense.clock_mhz
+            line += (
+                f"; at the median clocks, {d.clock_mhz:g} and {dense.clock_mhz:g} MHz (median "
+                f"Fmax {_fmt(d.fmax_mhz, '.1f')} and {_fmt(dense.fmax_mhz, '.1f')}), "
+                f"{rate:.2f}x its inferences/s: {'meets' if rate >= bound else 'misses'} it"
+            )
+        out.append(line + ".")
     return out
 
 
-def peer_section(rows: list[dict], peers: list[dict]) -> list[str]:
+def pll_clock_mhz(fmax_mhz: float, board_name: str) -> float | None:
+    """The clock ``compiler build``'s automatic clock chooses on ``board_name`` for a routed
+    design that reaches ``fmax_mhz``: the fastest its PLL makes from the board's oscillator
+    with ``AUTO_MARGIN`` to spare; None when there is none."""
+    from boards.pll import ecp5_pll_frequencies
+
+    limit = fmax_mhz * (1 - AUTO_MARGIN)
+    below = [f for f in ecp5_pll_frequencies(get_board(board_name).clock_mhz) if f <= limit]
+    return below[-1] if below else None
+
+
+PEER_BOARD = "ulx3s-85f"  # NNgen's device, the LFE5U-85F
+
+
+def peer_section(found: list[Design], peers: list[dict]) -> list[str]:
     """NNgen's dense digits MLP, one row per configuration measured, each followed by each of our
     DeBut models on the same device (the ULX3S-85F) with as many DSPs as NNgen uses or the
-    fewest below: inferences per cycle (clock-free) and per second at each design's own Fmax."""
+    fewest below: per cycle (cycles per inference, inferences per cycle, MAC efficiency, lead
+    over NNgen), then apart from those the clocks (Fmax: ours the median over the seeds; the
+    clock: ours the median chosen, NNgen's the one our automatic clock would choose for it) and
+    inferences/s at each."""
     peers = sorted(
         (p for p in peers if p.get("cycles_per_inference") and p.get("dsp")),  # simulated, built
         key=lambda p: (p["dsp"], p["axi_width"]),
@@ -278,63 +482,75 @@ def peer_section(rows: list[dict], peers: list[dict]) -> list[str]:
         "per multiplier of the core). Per cycle, DeBut's lead over a dense design with as many "
         "lanes is at most the MAC ratio times the two efficiencies' ratio.",
         "",
-        "| design | DSP | LUT4 | FF | EBR | Fmax MHz | cycles/inference | MAC eff "
-        "| inf/s at Fmax | inf/s/DSP | fixed acc |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "The columns up to `x NNgen per cycle` are per cycle (no clock enters them); the clocks "
+        "follow apart. Ours: the median Fmax over the seeds and the median of the clocks the "
+        "builds chose. NNgen is placed and routed out of context (one seed) with no PLL: its "
+        "clock is the one our automatic clock would choose for its Fmax (the fastest the "
+        f"{PEER_BOARD}'s PLL makes from its oscillator with {AUTO_MARGIN:.0%} to spare).",
+        "",
+        "| design | DSP | LUT4 | FF | EBR | fixed acc | cycles/inference | inferences/cycle "
+        "| MAC eff | x NNgen per cycle | Fmax MHz | clock MHz | inf/s at Fmax | inf/s at clock |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    dense_macs = next((r["macs"] for r in rows if r["model"] == "dense" and r.get("macs")), None)
+    dense_macs = next((d.first("macs") for d in found if d.model == "dense" and d.ii), None)
     ours = [
-        r
-        for r in rows
-        if r["model"] in DEBUT_MODELS
-        and r["board"] == "ulx3s-85f"
-        and r.get("ii")
-        and r.get("fmax_mhz")
+        d
+        for d in found
+        if d.model in DEBUT_MODELS and d.board == PEER_BOARD and d.ii and d.fmax_mhz
     ]
     ratios = []
     for peer in peers:
-        dsp, nn_rate = peer["dsp"], peer.get("inferences_per_s_at_fmax")
+        dsp, cycles, fmax = peer["dsp"], peer["cycles_per_inference"], peer["fmax_mhz"]
+        clock = pll_clock_mhz(fmax, PEER_BOARD)
         lanes = peer["par_ich"] * peer["par_och"]
-        lanes_efficiency = (
-            dense_macs / (peer["cycles_per_inference"] * lanes) if dense_macs else None
-        )
+        lanes_efficiency = dense_macs / (cycles * lanes) if dense_macs else None
         lines.append(
             f"| NNgen 1.3.4, par_ich {peer['par_ich']} x par_och {peer['par_och']}, "
             f"AXI {peer['axi_width']} bits | {dsp} | {peer['lut']:,} | {peer['ff']:,} "
-            f"| {peer['ebr']} | {peer['fmax_mhz']:.1f} | {peer['cycles_per_inference']:,} "
-            f"| {_fmt(lanes_efficiency, '.1%')} | {_fmt(nn_rate, ',.0f')} "
-            f"| {_fmt(peer.get('inferences_per_s_per_dsp'), ',.0f')} "
-            f"| {peer['fixed_accuracy']:.2%} |"
+            f"| {peer['ebr']} | {peer['fixed_accuracy']:.2%} | {cycles:,} | {1 / cycles:.2e} "
+            f"| {_fmt(lanes_efficiency, '.1%')} | 1.0 | {fmax:.1f} | {_fmt(clock, 'g')} "
+            f"| {fmax * 1e6 / cycles:,.0f} "
+            f"| {_fmt(clock * 1e6 / cycles if clock else None, ',.0f')} |"
         )
         for model in DEBUT_MODELS:
-            fewer = [r for r in ours if r["model"] == model and r["dsp"] <= dsp]
+            fewer = [d for d in ours if d.model == model and d.first("dsp") <= dsp]
             if not fewer:
                 ratios.append(
                     f"- No {model} build on the 85F with at most {dsp} DSPs in these results "
                     f"(`--models {model} --budgets {dsp}` makes one)."
                 )
                 continue
-            r = max(fewer, key=lambda r: r["dsp"])
-            rate = r["fmax_mhz"] * 1e6 / r["ii"]
+            d = max(fewer, key=lambda d: d.first("dsp"))
+            lead = cycles / d.ii
+            at_fmax = d.fmax_mhz * 1e6 / d.ii
             lines.append(
-                f"| ours, {model} ({r['macs']:,} MACs), {r['board']} | {r['dsp']} "
-                f"| {r['lut']:,} | {r['ff']:,} | {r['ebr']} | {r['fmax_mhz']:.1f} | {r['ii']:,} "
-                f"| {_fmt(r.get('multiplier_efficiency'), '.1%')} | {rate:,.0f} "
-                f"| {rate / r['dsp']:,.0f} | {r['fixed_accuracy']:.2%} |"
+                f"| ours, {model} ({d.first('macs'):,} MACs), {d.board}, "
+                f"{len(d.builds)} seed{'s' if len(d.builds) > 1 else ''} | {d.first('dsp')} "
+                f"| {d.first('lut'):,} | {d.first('ff'):,} | {d.first('ebr')} "
+                f"| {d.first('fixed_accuracy'):.2%} | {d.ii:,} | {d.inferences_per_cycle:.2e} "
+                f"| {_fmt(d.first('multiplier_efficiency'), '.1%')} | {lead:.1f} "
+                f"| {d.fmax_mhz:.1f} | {_fmt(d.clock_mhz, 'g')} | {at_fmax:,.0f} "
+                f"| {_fmt(d.inferences_per_s, ',.0f')} |"
             )
-            if nn_rate:
-                verdict = "meets" if rate >= PEER_TARGET * nn_rate else "misses"
-                ratios.append(
-                    f"- {model} at {r['dsp']} DSPs against NNgen at {dsp} (par "
-                    f"{peer['par_ich']} x {peer['par_och']}, AXI {peer['axi_width']}): "
-                    f"{peer['cycles_per_inference'] / r['ii']:.1f}x NNgen's inferences per cycle, "
-                    f"{rate / nn_rate:.1f}x its inferences/s at each design's Fmax: {verdict} "
-                    f"the {PEER_TARGET}x target."
-                )
+            rate = lead * d.fmax_mhz / fmax
+            verdict = "meets" if rate >= PEER_TARGET else "misses"
+            clocks = (
+                f", clocks {d.clock_mhz:g} against {clock:g} MHz "
+                f"({lead * d.clock_mhz / clock:.1f}x its inferences/s at them)"
+                if d.clock_mhz and clock
+                else ""
+            )
+            ratios.append(
+                f"- {model} at {d.first('dsp')} DSPs against NNgen at {dsp} (par "
+                f"{peer['par_ich']} x {peer['par_och']}, AXI {peer['axi_width']}): {lead:.1f}x "
+                f"NNgen's inferences per cycle. Apart from that: Fmax {d.fmax_mhz:.1f} against "
+                f"{fmax:.1f} MHz ({d.fmax_mhz / fmax:.2f}x){clocks}; at each design's Fmax, "
+                f"{rate:.1f}x its inferences/s: {verdict} the {PEER_TARGET}x target."
+            )
     return [*lines, "", *ratios]
 
 
-def plots(rows: list[dict], out: Path) -> list[Path]:
+def plots(found: list[Design], out: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -342,21 +558,22 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
 
     paths = []
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for board in sorted({r["board"] for r in rows}):
+    for board in dict.fromkeys(d.board for d in found):
         for model in MODELS:
             pts = sorted(
-                (r.get("dsp") or r["multipliers"], r["inferences_per_s"])
-                for r in rows
-                if r["board"] == board and r["model"] == model and r.get("inferences_per_s")
+                (d.first("dsp") or d.first("multipliers"), d.inferences_per_s)
+                for d in found
+                if d.board == board and d.model == model and d.inferences_per_s
             )
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=f"{model} ({board})")
     ax.set_xlabel("DSPs used")
-    ax.set_ylabel("inferences/s")
+    ax.set_ylabel("inferences/s at the median clock")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.lines:  # none without a clock (--no-synth on a board that chooses its own)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     paths.append(out / "inferences_vs_dsps.png")
     fig.savefig(paths[-1])
@@ -364,7 +581,7 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for model in MODELS:
-        pts = {(r.get("params"), r.get("fixed_accuracy")) for r in rows if r["model"] == model}
+        pts = {(d.first("params"), d.first("fixed_accuracy")) for d in found if d.model == model}
         pts = [p for p in pts if None not in p]
         if pts:
             ax.scatter(*zip(*pts, strict=True), label=model)
@@ -415,16 +632,16 @@ def provenance(rows: list[dict]) -> list[str]:
 def write_results(record: dict, out: Path, peer_dir: Path) -> None:
     """Write ``out/hardware.json`` (``record``: the last run's command and commit, ``complete``,
     ``plan``, ``peaks`` and ``rows``), the plots and ``out/BENCHMARKS.md``."""
-    keys = record.get("plan") or [(r["board"], r["model"], r["budget"]) for r in record["rows"]]
-    plan = [tuple(key) for key in keys]
+    plan = [tuple(key) for key in record.get("plan") or map(row_key, record["rows"])]
     rows, peaks, complete = record["rows"], record["peaks"], record["complete"]
     order = {key: n for n, key in enumerate(plan)}
-    rows.sort(key=lambda r: order.get((r["board"], r["model"], r["budget"]), len(order)))
+    rows.sort(key=lambda r: order.get(row_key(r), len(order)))
     results = out / "hardware.json"
     tmp = results.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1))
     tmp.replace(results)
-    pictures = plots(rows, out)
+    found = designs(rows)
+    pictures = plots(found, out)
     tools = next((r["tools"] for r in rows if r.get("tools")), {})
     text = [
         "# Benchmarks: the shipped digits models on boards",
@@ -445,6 +662,32 @@ def write_results(record: dict, out: Path, peer_dir: Path) -> None:
         f"Machine: {platform.machine()}, Python {platform.python_version()}; tools: "
         + ", ".join(f"{k} {v}" for k, v in tools.items()),
         "",
+        "A design is one model at one DSP budget on one board, built once per nextpnr seed. "
+        "Its lead per cycle is its architecture's and its clock is its routing's: the two "
+        "tables below keep them apart.",
+        "",
+        "## Per cycle, at equal DSPs",
+        "",
+        "Inferences per cycle are 1 / II (the cycles between inferences, the same for every "
+        "seed); `x dense per cycle` is dense's II over the model's at the same budget, beside "
+        "the ratio of their MACs.",
+        "",
+        cycle_table(found),
+        "",
+        "## Clocks",
+        "",
+        "Fmax is nextpnr's for the routed design; the clock is the one the build ran at "
+        "(`auto`: the fastest the PLL makes below the Fmax less "
+        f"{AUTO_MARGIN:.0%}; `fixed`: the board's or the one asked for; `estimate`: not built, "
+        "the board's default clock). Medians are over the design's seeds (of an even number "
+        "of seeds, the lower middle one); inferences/s are at the median clock.",
+        "",
+        clock_table(found),
+        "",
+        *debut_vs_dense(found),
+        "",
+        "## Every build",
+        "",
         "Each row is one `python -m compiler build` (the command is in `hardware.json`); "
         "inferences/s are at the build's clock, Fmax is nextpnr's for the routed design.",
         "",
@@ -464,7 +707,6 @@ def write_results(record: dict, out: Path, peer_dir: Path) -> None:
             f"registered MULT18X18D) = {p['peak_macs_per_s'] / 1e9:.2f} GMAC/s"
             for b, p in peaks.items()
         ),
-        *debut_vs_dense(rows),
         "",
         *(f"![{p.stem}]({p.name})" for p in pictures),
         "",
@@ -476,7 +718,7 @@ def write_results(record: dict, out: Path, peer_dir: Path) -> None:
         "",
         step_table(rows),
         *peer_section(
-            rows, [json.loads(p.read_text()) for p in sorted(peer_dir.glob("*/nngen.json"))]
+            found, [json.loads(p.read_text()) for p in sorted(peer_dir.glob("*/nngen.json"))]
         ),
         "",
     ]
@@ -490,10 +732,33 @@ def main() -> None:
     parser.add_argument(
         "--budgets",
         nargs="+",
+        type=budget_arg,
         default=["full", "8", "16", "24", "28", "56", "156"],
         help="DSP budgets per board ('full': all its DSPs); 24 is NNgen's at par 4 x 4",
     )
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[1, 2, 3],
+        help="nextpnr seeds: the builds of --seeded-models at --seeded-budgets run once per "
+        "seed, every other build at the first (default: 1 2 3)",
+    )
+    parser.add_argument(
+        "--seeded-models",
+        nargs="+",
+        default=list(SEEDED_MODELS),
+        choices=MODELS,
+        help=f"the models built at every seed (default: {' '.join(SEEDED_MODELS)})",
+    )
+    parser.add_argument(
+        "--seeded-budgets",
+        nargs="+",
+        type=budget_arg,
+        default=list(SEEDED_BUDGETS),
+        help=f"the budgets at which they are (default: {' '.join(SEEDED_BUDGETS)}; 'full': all "
+        "a board's DSPs)",
+    )
     parser.add_argument("--no-synth", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
@@ -539,7 +804,9 @@ def main() -> None:
     if args.render:
         record = load_record(results)
         for row in record["rows"]:  # rows from before the simulation speed was collected
-            report = build_dir(args.out, row["board"], row["model"], row["budget"]) / "report.json"
+            # (and before the seed was in a build's folder name)
+            report = args.out / "builds" / f"{row['board']}-{row['model']}-{row['budget']}"
+            report /= "report.json"
             if "sim_vectors_per_s" not in row and report.is_file():
                 row.update(sim_speed(json.loads(report.read_text())))
         write_results(record, args.out, args.peer)
@@ -558,38 +825,37 @@ def main() -> None:
                 for r in finished
                 if r["fingerprint"] is not None and r["fingerprint"] == fingerprints[r["model"]]
             ]
-        earlier = {(r["board"], r["model"], r["budget"], r.get("seed")): r for r in finished}
+        earlier = {row_key(r): r for r in finished}
         print(f"keeping {len(earlier)} rows of {results}")
 
+    # --no-synth runs no nextpnr: one build per model and budget, at the first seed
+    seeds = list(dict.fromkeys(args.seeds))[: 1 if args.no_synth else None]
     peaks = {}
     if not args.no_synth:
         from bench.dsp_peak import measure
 
         for board in args.boards:
             if get_board(board).dsp_primitive:
-                peaks[board] = measure(board, seed=args.seed)
+                peaks[board] = measure(board, seed=seeds[0])
                 print(f"{board}: one registered multiply at {peaks[board]['dsp_fmax_mhz']:.1f} MHz")
 
-    plan = []
-    for board_name in args.boards:
-        board = get_board(board_name)
-        budgets = sorted({board.dsp if b == "full" else int(b) for b in args.budgets}, reverse=True)
-        plan += [(board_name, m, b) for b in budgets if b <= board.dsp for m in args.models]
-
+    plan = build_plan(
+        args.boards, args.models, args.budgets, seeds, args.seeded_models, args.seeded_budgets
+    )
     if args.add:  # the earlier results' plan first, then what this run adds to it
-        plan = [tuple(k) for k in old.get("plan") or []] + plan
-        plan = list(dict.fromkeys(plan))
+        plan = list(dict.fromkeys([*old["plan"], *plan]))
         peaks = {**old.get("peaks", {}), **peaks}
         rows = list(earlier.values())
     else:
-        rows = [earlier[(*k, args.seed)] for k in plan if (*k, args.seed) in earlier]
+        rows = [earlier[k] for k in plan if k in earlier]
     record = {"command": command, "commit": commit, "plan": plan, "peaks": peaks}
     record["complete"] = False
-    # smaller builds first, so that a sweep stopped early has as many rows as it can; the
-    # fixed-butterfly model (15 stages) takes far longest to place and route at every budget
+    # smaller builds first, so that a sweep stopped early has as many rows as it can, and every
+    # design at its first seed before the repeats; the fixed-butterfly model (15 stages) takes
+    # far longest to place and route at every budget
     todo = sorted(
-        (k for k in plan if (*k, args.seed) not in earlier),
-        key=lambda k: (k[1] == "butterfly", k[2]),
+        (k for k in plan if k not in earlier),
+        key=lambda k: (k[1] == "butterfly", k[3] != seeds[0], k[2]),
     )
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         running = {
@@ -598,11 +864,11 @@ def main() -> None:
                 model,
                 board_name,
                 budget,
-                build_dir(args.out, board_name, model, budget),
-                seed=args.seed,
+                build_dir(args.out, board_name, model, budget, seed),
+                seed=seed,
                 synth=not args.no_synth,
             )
-            for board_name, model, budget in todo
+            for board_name, model, budget, seed in todo
         }
         for future in as_completed(running):
             row = future.result()
@@ -611,7 +877,8 @@ def main() -> None:
             record.update(rows=rows, complete=False)
             write_results(record, args.out, args.peer)
             print(
-                f"{row['board']:10} {row['model']:9} {row['budget']:4} DSPs: "
+                f"{row['board']:10} {row['model']:11} {row['budget']:4} DSPs seed "
+                f"{row['seed']}: "
                 f"{row['status'][:60]:60} II {_fmt(row.get('ii')):>5}  "
                 f"Fmax {_fmt(row.get('fmax_mhz'), '.1f'):>6}  "
                 f"{_fmt(row.get('inferences_per_s'), ',.0f'):>10} inf/s  "
