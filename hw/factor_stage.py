@@ -526,8 +526,16 @@ class FactorStage(wiring.Component):
                 m.submodules[f"rom{seq.index}"] = rom
                 rd = rom.read_port()
                 word = Signal(unsigned(sum(fields)), name=f"word{seq.index}", reset_less=True)
-                m.d.comb += rd.addr.eq(seq.address)
-                m.d.sync += word.eq(rd.data)
+                if ii >= EBR_MIN_DEPTH:
+                    # a block RAM: the input transfer selects the address at its pins
+                    m.d.comb += rd.addr.eq(seq.address)
+                    m.d.sync += word.eq(rd.data)
+                else:
+                    # a ROM in logic, whose lookup is levels of LUTs: its address comes from
+                    # registers only, and the word of the next vector's step 1 (the one the
+                    # transfer would select, a constant) is chosen after the read
+                    m.d.comb += rd.addr.eq(seq.held)
+                    m.d.sync += word.eq(Mux(seq.accepted, words[1 % ii], rd.data))
                 offset = 0
                 for mu, width in zip(members, fields, strict=True):
                     groups_mu, tap = plans[mu][0], plans[mu][1]
@@ -677,7 +685,7 @@ class _Sequencer:
         # one) is the next vector's step 1 not yet known to be wanted: the input transfer then
         # selects it, at the last level of logic before the ROM's address lines.
         self.address = Signal(range(ii), name=f"rom_addr_{name}")
-        held = Signal(range(ii), name=f"rom_held_{name}")
+        self.held = held = Signal(range(ii), name=f"rom_held_{name}")
         # (going and not at step II - 2, the step is at most II - 3: its step + 3 wraps to 0
         # only from II - 3; compared, not divided, so no modulo circuit is built)
         after_next = Mux(self.step == ii - 3, 0, self.step + 3)
@@ -685,6 +693,10 @@ class _Sequencer:
             Mux(self.accept, 2 % ii, Mux(going & (self.step != ii - 2), after_next, 0))
         )
         m.d.comb += self.address.eq(Mux(self.accept, 1 % ii, held))
+        # (held is 0 in every cycle that can accept: the address the transfer replaces is
+        # step 0's, so a ROM can also be read at held and its word replaced after the read)
+        self.accepted = Signal(name=f"accepted_{name}")  # accept, a cycle later
+        m.d.sync += self.accepted.eq(self.accept)
 
         self.valid = [self.full] + [Signal(name=f"v{n}_{name}") for n in range(1, 5)]
         self.steps = [self.step] + [
