@@ -134,8 +134,6 @@ def synth(state: BuildState) -> None:
         shutil.copyfile(NETLIST_SIM_MAP, workdir / NETLIST_SIM_MAP.name)
         extra = NETLIST_SCRIPT
     build.cells, build.mapper = synthesize(workdir, family=build.board.family, extra=extra)
-    if build.mapper != "abc9":
-        state.say("classic ABC LUT mapper (ABC9 hit an assertion)")
 
 
 def pnr(state: BuildState) -> None:
