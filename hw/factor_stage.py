@@ -522,11 +522,19 @@ class FactorStage(wiring.Component):
                         word |= ((weight & ((1 << w_bits) - 1)) | (idx << w_bits)) << shift
                         shift += width
                     words.append(word)
-                rom = Memory(shape=unsigned(sum(fields)), depth=ii, init=words)
+                # placed by attribute where the estimate counts it and the address path below
+                # expects it (Yosys left a narrow 160-step ROM in logic by itself)
+                in_block = ii >= EBR_MIN_DEPTH
+                rom = Memory(
+                    shape=unsigned(sum(fields)),
+                    depth=ii,
+                    init=words,
+                    attrs={"ram_style": "block" if in_block else "logic"},
+                )
                 m.submodules[f"rom{seq.index}"] = rom
                 rd = rom.read_port()
                 word = Signal(unsigned(sum(fields)), name=f"word{seq.index}", reset_less=True)
-                if ii >= EBR_MIN_DEPTH:
+                if in_block:
                     # a block RAM: the input transfer selects the address at its pins
                     m.d.comb += rd.addr.eq(seq.address)
                     m.d.sync += word.eq(rd.data)
