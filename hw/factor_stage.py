@@ -30,17 +30,21 @@ Pipeline (cycle 0 = input transfer, no stalls):
 - cycle 0: the vector is registered into the input buffer;
 - cycles 1..II: issue steps 0..II-1 (operand registers loaded); the next vector is accepted in the
   last issue cycle, so vectors stream at one per II cycles;
-- +1: product registers (the DSP's own); +2: the products again, in flip-flops that placement
-  can put between the DSP and its accumulator (a DSP sits in a fixed column, often far from the
-  logic it feeds); +3: accumulators; +4: a finished run is requantised straight into the
-  vector's slot of the output queue, a small ring of registers (or kept as a partial sum); +5:
-  the partial sums are added; +6: their sum is requantised into the slot, and the slot is
-  presented one cycle later.
+- +1: product registers; with ``dsp="MULT18X18D"`` (the ECP5's DSP, whose own register that is)
+  the products are registered again, in flip-flops that placement can put between the DSP and
+  its accumulator (DSPs sit in fixed rows, often far from the logic they feed), and every later
+  step comes a cycle later; where synthesis infers the multipliers it does not (iCE40's DSP
+  inference in Yosys 0.70 took that second register for the DSP's output register and tied the
+  product to 0); +2: accumulators; +3: a finished run is requantised straight into the vector's
+  slot of the output queue, a small ring of registers (or kept as a partial sum); +4: the
+  partial sums are added; +5: their sum is requantised into the slot, and the slot is presented
+  one cycle later.
 
-So ``latency = II + 7``. From ``SINGLE_SLOT_MIN_II`` steps on the queue has one slot, and the next
-vector is accepted once the last one has left: one per ``latency + 1`` cycles. Backpressure never
-stalls the pipeline: a vector is only accepted when the output queue is sure to have room for it (a
-credit counter of vectors accepted and not yet sent), and ``i.ready`` and ``o.valid`` are registers
+So ``latency = II + 6``, ``II + 7`` with ``dsp="MULT18X18D"``. From ``SINGLE_SLOT_MIN_II`` steps
+on the queue has one slot, and the next vector is accepted once the last one has left: one per
+``latency + 1`` cycles. Backpressure never stalls the pipeline: a vector is only accepted when the
+output queue is sure to have room for it (a credit counter of vectors accepted and not yet sent),
+and ``i.ready`` and ``o.valid`` are registers
 (computed from the next state).
 """
 
@@ -154,6 +158,7 @@ class FactorStage(wiring.Component):
         self._relu = relu
         self._multipliers = multipliers
         self._dsp = dsp
+        self._staged = dsp == "MULT18X18D"  # the products registered again (see above)
         self._round = spec.round
         self._rows = list(spec.rows)
         self._cols = list(spec.cols)
@@ -225,7 +230,7 @@ class FactorStage(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from an input transfer to its output vector being valid (no stalls)."""
-        return self.ii + 7
+        return self.ii + 6 + self._staged
 
     @property
     def queue_depth(self) -> int:
@@ -353,18 +358,24 @@ class FactorStage(wiring.Component):
             + mults * w_acc
             # operand and product registers, unless they are the DSP cell's own
             + (0 if self._dsp else mults * (w_in + (w_w if ii > 1 else 0) + product))
-            + mults * product  # the products again, between the multiplier and accumulator
+            + self._staged * mults * product  # the products again, before the accumulator
             # split outputs: a carry register each, or partial sums and their total
             + (len(split) if self._carried() else sum(split) + len(split)) * w_acc
             + self.queue_depth * f.p * w_out  # output queue slots
             # start and init registers, their decoded flags, finished-run flags
             + (mults * (2 + w_acc) + 2 * sum(len(m) for m in self.runs()) if ii > 1 else 0)
-            + 7 * step_bits  # step, its pipeline copies and the ROM address
+            + (6 + self._staged) * step_bits  # step, its pipeline copies and the ROM address
             + (sum(w_w + idx_bits for *_, idx_bits in plans) if ii > 1 else 0)  # ROM words
             + 9
             + 5 * depth_bits  # control, queue pointers and the decoded step flags
             # every further sequencer: issue state, valid and step pipelines, queue pointers
-            + (self.clusters - 1) * (6 * step_bits + 7 + 2 * (self.queue_depth - 1).bit_length())
+            + (self.clusters - 1)
+            * (
+                (5 + self._staged) * step_bits
+                + 6
+                + self._staged
+                + 2 * (self.queue_depth - 1).bit_length()
+            )
         )
         return {"dsp": mults, "ff": ff, "lut": lut, "ebr": ebr}
 
@@ -399,7 +410,10 @@ class FactorStage(wiring.Component):
         out_valid = Signal()  # o.valid, a register computed from the next state
         send = self.o.valid & self.o.ready
 
-        seqs = [_Sequencer(m, c, ii, depth, self.i.valid, room_next) for c in range(clusters)]
+        later = int(self._staged)  # cycles the products' second register adds
+        seqs = [
+            _Sequencer(m, c, ii, depth, self.i.valid, room_next, later) for c in range(clusters)
+        ]
         m.d.comb += [
             self.i.ready.eq(seqs[0].ready),
             credits_next.eq(credits + seqs[0].accept - send),
@@ -577,12 +591,14 @@ class FactorStage(wiring.Component):
                     inits[j0] = self._bias[row] + self._round if primary else 0
             start = Signal(name=f"start{mu}", reset_less=True)  # only read while valid
             init = Signal(acc_shape, name=f"init{mu}", reset_less=True)
-            staged = Signal(product_shape, name=f"staged{mu}", reset_less=True)
-            m.d.sync += staged.eq(product)
-            step_table(m, seq, start, 3, starts)
-            step_table(m, seq, init, 3, inits, carried_in)
-            with m.If(seq.valid[3]):
-                m.d.sync += acc[mu].eq(Mux(start, init, acc[mu]) + staged)
+            if self._staged:
+                staged = Signal(product_shape, name=f"staged{mu}", reset_less=True)
+                m.d.sync += staged.eq(product)
+                product = staged
+            step_table(m, seq, start, 2 + later, starts)
+            step_table(m, seq, init, 2 + later, inits, carried_in)
+            with m.If(seq.valid[2 + later]):
+                m.d.sync += acc[mu].eq(Mux(start, init, acc[mu]) + product)
 
         # ---- finished runs go straight into their slot of the output queue ------------------
         # The queue is a ring of whole-vector registers (no memory, so no LUT RAM). Vector n is
@@ -615,7 +631,7 @@ class FactorStage(wiring.Component):
             seq = seqs[cluster_of[mu]]
             y_mu = self._requantize(m, acc[mu], f"y_acc{mu}")
             for row, _, j1 in runs[mu]:
-                finished = step_flag(seq, 4, [j1], f"finished{row}_{mu}")
+                finished = step_flag(seq, 3 + later, [j1], f"finished{row}_{mu}")
                 if row in carry and mu != chunks[row][0][0]:
                     with m.If(finished):
                         m.d.sync += carry[row].eq(acc[mu])
@@ -664,7 +680,9 @@ class _Sequencer:
     ``n`` cycles later; ``last_acc`` is the last step leaving the accumulators; ``w_ptr`` and
     ``r_ptr`` are this copy's output queue pointers (advanced by the stage)."""
 
-    def __init__(self, m: Module, index: int, ii: int, depth: int, in_valid, room_next) -> None:
+    def __init__(
+        self, m: Module, index: int, ii: int, depth: int, in_valid, room_next, later: int
+    ) -> None:
         self.index = index
         name = f"c{index}"
         # a register, from the next state; 0 in the cycle after reset, when the ROM's
@@ -706,16 +724,17 @@ class _Sequencer:
         self.accepted = Signal(name=f"accepted_{name}")  # accept, a cycle later
         m.d.sync += self.accepted.eq(self.accept)
 
-        self.valid = [self.full] + [Signal(name=f"v{n}_{name}") for n in range(1, 5)]
+        last = 4 + later  # the pipeline's last stage: a finished run's write
+        self.valid = [self.full] + [Signal(name=f"v{n}_{name}") for n in range(1, last)]
         self.steps = [self.step] + [
-            Signal(range(ii), name=f"step{n}_{name}", reset_less=True) for n in range(1, 5)
+            Signal(range(ii), name=f"step{n}_{name}", reset_less=True) for n in range(1, last)
         ]
-        for n in range(1, 5):
+        for n in range(1, last):
             m.d.sync += [self.valid[n].eq(self.valid[n - 1]), self.steps[n].eq(self.steps[n - 1])]
         self.last_acc = Signal(name=f"last_acc_{name}")
         if ii == 1:
-            m.d.comb += self.last_acc.eq(self.valid[4])
+            m.d.comb += self.last_acc.eq(self.valid[3 + later])
         else:
-            m.d.sync += self.last_acc.eq(self.valid[3] & (self.steps[3] == ii - 1))
+            m.d.sync += self.last_acc.eq(self.valid[2 + later] & (self.steps[2 + later] == ii - 1))
         self.w_ptr = Signal(range(depth), name=f"w_ptr_{name}")
         self.r_ptr = Signal(range(depth), name=f"r_ptr_{name}")

@@ -370,14 +370,15 @@ def test_an_interrupted_build_leaves_the_folder_as_it_was(tmp_path):
     args = ["build", str(small), "--dsp-budget", "8", "--out", str(out)]
     assert main([*args, "--stop-after", "verilog"]) == 0
     before = snapshot(out)
-    command = [sys.executable, "-m", "compiler", *args, "--no-synth"]
+    # unbuffered: a pipe would hold the build's "[check]" line back until it exits
+    command = [sys.executable, "-u", "-m", "compiler", *args, "--no-synth"]
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     for line in process.stdout:
         if line.startswith("[check]"):
             break
-    # at once: a cached simulator model makes the check itself take well under a second
+    # at once: the check itself takes a few seconds
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "interrupted" in err

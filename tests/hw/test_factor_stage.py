@@ -351,7 +351,7 @@ def test_constructor_errors(changes, message):
     assert str(info.value) == message
 
 
-@pytest.mark.parametrize(("multipliers", "model"), [(4, (5, 12, 4)), (18, (1, 8, 18))])
+@pytest.mark.parametrize(("multipliers", "model"), [(4, (5, 11, 4)), (18, (1, 7, 18))])
 def test_analytic_model(multipliers, model):
     dut = FactorStage(**_kwargs(multipliers=multipliers))
     assert (dut.ii, dut.latency, dut.multipliers) == model
