@@ -364,7 +364,8 @@ def test_a_failed_build_leaves_the_previous_one_and_keeps_its_own_logs(
 
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog is not installed")
 def test_an_interrupted_build_leaves_the_folder_as_it_was(tmp_path):
-    """Ctrl-C during the quick check of a second build into the same folder."""
+    """Ctrl-C while a second build into the same folder writes its Verilog (the step after it,
+    the quick check, can take well under a second with a cached simulator model)."""
     small = ROOT / "examples" / "digits_debut_small.pt"
     out = tmp_path / "b"
     args = ["build", str(small), "--dsp-budget", "8", "--out", str(out)]
@@ -376,14 +377,12 @@ def test_an_interrupted_build_leaves_the_folder_as_it_was(tmp_path):
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     for line in process.stdout:
-        if line.startswith("[check]"):
+        if line.startswith("[verilog]"):
             break
-    # at once: the check itself takes a few seconds
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)  # generating the Verilog takes seconds
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "interrupted" in err
     assert snapshot(out) == before
-    assert (tmp_path / "b.failed" / "core.v").is_file()
     assert not (tmp_path / "b.partial").exists() and not (tmp_path / "b.lock").exists()
 
 
