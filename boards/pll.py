@@ -1,13 +1,20 @@
 """ECP5 PLL (EHXPLLL) settings for a requested clock, and the Amaranth instance that uses them.
 
 :func:`ecp5_pll` searches the PLL's dividers for the output frequency closest to a request. The
-PLL is used with feedback from its CLKOP output, so (Lattice FPGA-TN-02200, ECP5 sysCLOCK PLL):
+design clock is the PLL's CLKOS output, and the feedback comes from CLKOP (Lattice FPGA-TN-02200,
+ECP5 sysCLOCK PLL; the arrangement Trellis's ``ecppll --highres`` uses):
 
-- ``f_out = f_in * CLKFB_DIV / CLKI_DIV`` and ``f_vco = f_out * CLKOP_DIV``;
-- the phase detector input ``f_pfd = f_in / CLKI_DIV`` must lie in 10..400 MHz, so ``f_in`` too;
-- ``f_vco`` must lie in 400..800 MHz and ``f_out`` in 3.125..400 MHz, which with
-  ``f_out = f_pfd * CLKFB_DIV >= f_pfd`` leaves 10..400 MHz;
-- ``CLKI_DIV`` and ``CLKOP_DIV`` are 1..128, ``CLKFB_DIV`` 1..80.
+- the phase detector runs at ``f_pfd = f_in / CLKI_DIV``, which must lie in 10..400 MHz, so
+  ``f_in`` too;
+- the feedback makes ``f_op = f_pfd * CLKFB_DIV`` on CLKOP, and the VCO runs at
+  ``f_vco = f_op * CLKOP_DIV``, which must lie in 400..800 MHz;
+- the design clock is ``f_out = f_vco / CLKOS_DIV``; CLKOP and CLKOS may run at 3.125..400 MHz,
+  and the design clock is kept to 10..400 MHz (``f_op >= f_pfd >= 10`` anyway);
+- ``CLKI_DIV``, ``CLKOP_DIV`` and ``CLKOS_DIV`` are 1..128, ``CLKFB_DIV`` 1..80.
+
+With CLKOP alone (``CLKOS_DIV = CLKOP_DIV``) a 25 MHz oscillator gives only multiples of 12.5 MHz;
+dividing the VCO a second time gives a clock within 1% of any request from 10 to 200 MHz (within
+1.2% above).
 
 The PFD, VCO and output ranges are applied with a relative slack of ``RANGE_SLACK`` (1 ppm).
 
@@ -20,7 +27,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from amaranth import ClockDomain, ClockSignal, Const, Instance, Module
+from amaranth import ClockDomain, ClockSignal, Const, Instance, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -31,6 +38,7 @@ __all__ = [
     "CLKFB_DIV_RANGE",
     "CLKI_DIV_RANGE",
     "CLKOP_DIV_RANGE",
+    "CLKOS_DIV_RANGE",
     "DEFAULT_TOLERANCE",
     "ECP5PLL",
     "F_OUT_RANGE_MHZ",
@@ -47,10 +55,11 @@ __all__ = [
 # inclusive ranges (MHz for frequencies)
 F_PFD_RANGE_MHZ = (10.0, 400.0)
 F_VCO_RANGE_MHZ = (400.0, 800.0)
-F_OUT_RANGE_MHZ = (10.0, 400.0)  # CLKOP's own range is 3.125..400: see the module docstring
+F_OUT_RANGE_MHZ = (10.0, 400.0)  # CLKOS's own range is 3.125..400: see the module docstring
 CLKI_DIV_RANGE = (1, 128)
 CLKFB_DIV_RANGE = (1, 80)
 CLKOP_DIV_RANGE = (1, 128)
+CLKOS_DIV_RANGE = (1, 128)
 # largest relative error between the requested and the produced clock that ecp5_pll accepts
 DEFAULT_TOLERANCE = 0.005
 # relative slack on the PFD, VCO and output ranges: a phase detector at 9.99999999999999 MHz (from
@@ -59,7 +68,7 @@ DEFAULT_TOLERANCE = 0.005
 RANGE_SLACK = Fraction(1, 10**6)
 
 # loop filter settings nextpnr writes to the bitstream (the values Trellis's ecppll emits for a
-# CLKOP-feedback PLL)
+# PLL with CLKOP feedback)
 _LOOP_FILTER_ATTRS = {
     "ICP_CURRENT": "12",
     "LPF_RESISTOR": "8",
@@ -70,17 +79,23 @@ _LOOP_FILTER_ATTRS = {
 
 @dataclass(frozen=True)
 class PLLConfig:
-    """EHXPLLL dividers for one output on CLKOP (feedback from CLKOP, zero phase) and the
-    frequencies they give, in MHz. ``f_out_mhz`` is the frequency actually produced: give that one
-    to nextpnr and to anything that counts time, not the one requested."""
+    """EHXPLLL dividers for the design clock on CLKOS (feedback from CLKOP, zero phase on both)
+    and the frequencies they give, in MHz. ``f_out_mhz`` is the frequency actually produced: give
+    that one to nextpnr and to anything that counts time, not the one requested."""
 
     f_in_mhz: float
     clki_div: int
     clkfb_div: int
     clkop_div: int
+    clkos_div: int
     f_out_mhz: float
     f_vco_mhz: float
     f_pfd_mhz: float
+
+    @property
+    def f_feedback_mhz(self) -> float:
+        """CLKOP's frequency, the feedback: ``f_pfd * CLKFB_DIV``."""
+        return self.f_vco_mhz / self.clkop_div
 
     @property
     def clkop_cphase(self) -> int:
@@ -88,9 +103,21 @@ class PLLConfig:
         return self.clkop_div - 1
 
     @property
-    def clkop_fphase(self) -> int:
-        """Fine phase of CLKOP (eighths of a VCO cycle): 0."""
+    def clkos_cphase(self) -> int:
+        """Coarse phase of CLKOS in VCO cycles; ``CLKOS_DIV - 1`` is 0 degrees."""
+        return self.clkos_div - 1
+
+    @property
+    def fphase(self) -> int:
+        """Fine phase of CLKOP and CLKOS (eighths of a VCO cycle): 0."""
         return 0
+
+    def describe(self) -> str:
+        """The dividers, as a build's progress shows them."""
+        return (
+            f"CLKI/{self.clki_div} FB x{self.clkfb_div} OP/{self.clkop_div} "
+            f"OS/{self.clkos_div}, VCO {_mhz(round(self.f_vco_mhz, 6))} MHz"
+        )
 
     def parameters(self) -> dict[str, int | str]:
         """The EHXPLLL parameters (Yosys ``cells_bb.v`` names) that give this configuration."""
@@ -99,10 +126,15 @@ class PLLConfig:
             "CLKFB_DIV": self.clkfb_div,
             "CLKOP_DIV": self.clkop_div,
             "CLKOP_CPHASE": self.clkop_cphase,
-            "CLKOP_FPHASE": self.clkop_fphase,
+            "CLKOP_FPHASE": self.fphase,
+            "CLKOS_DIV": self.clkos_div,
+            "CLKOS_CPHASE": self.clkos_cphase,
+            "CLKOS_FPHASE": self.fphase,
             "CLKOP_ENABLE": "ENABLED",
+            "CLKOS_ENABLE": "ENABLED",
             "FEEDBK_PATH": "CLKOP",
             "OUTDIVIDER_MUXA": "DIVA",
+            "OUTDIVIDER_MUXB": "DIVB",
             "PLLRST_ENA": "DISABLED",
             "STDBY_ENABLE": "DISABLED",
             "INTFB_WAKE": "DISABLED",
@@ -128,11 +160,13 @@ def _widened(lo: float, hi: float) -> tuple[Fraction, Fraction]:
 def ecp5_pll(
     f_in_mhz: float, f_out_mhz: float, *, tolerance: float = DEFAULT_TOLERANCE
 ) -> PLLConfig:
-    """The EHXPLLL setting whose CLKOP is closest to ``f_out_mhz`` from a ``f_in_mhz`` reference.
+    """The EHXPLLL setting whose CLKOS is closest to ``f_out_mhz`` from a ``f_in_mhz`` reference.
 
     Every setting within the ranges in the module docstring is considered; among equally close
     ones the smallest ``CLKI_DIV`` (highest phase-detector frequency) wins, then the VCO frequency
-    nearest the middle of its range (600 MHz; the higher of two equally near).
+    nearest the middle of its range (600 MHz; the higher of two equally near), then CLKOP at the
+    design clock (``CLKOP_DIV = CLKOS_DIV``) where the feedback can run there, else the smallest
+    ``CLKOP_DIV``.
 
     Raises :class:`BoardError` when ``f_out_mhz`` (the ``--clock-mhz`` option) is outside
     10..400 MHz or no setting is within ``tolerance`` (relative) of it, and ``ValueError`` when
@@ -158,36 +192,46 @@ def ecp5_pll(
     target = _exact(f_out_mhz)
     vco_mid = sum(Fraction(f) for f in F_VCO_RANGE_MHZ) / 2
     best_key, best = None, None
-    for clki_div, clkfb_div, f_pfd, f_out, clkop_divs in _settings(f_in_mhz):
-        # CLKOP_DIV only sets the VCO frequency: the one nearest mid-range, the higher on a tie
-        clkop_div = min(clkop_divs, key=lambda d: (abs(f_out * d - vco_mid), -d))
-        f_vco = f_out * clkop_div
-        key = (abs(f_out - target), clki_div, abs(f_vco - vco_mid), -f_vco)
-        if best_key is None or key < best_key:
-            best_key, best = key, (clki_div, clkfb_div, clkop_div, f_pfd, f_out)
+    for clki_div, f_pfd, f_vco, clkos_divs in _settings(f_in_mhz):
+        # the CLKOS dividers on either side of the target (the nearest clocks this VCO makes)
+        near = f_vco / target
+        sides = (math.floor(near), math.ceil(near))
+        for clkos_div in {_clamp(side, clkos_divs) for side in sides}:
+            f_out = f_vco / clkos_div
+            key = (abs(f_out - target), clki_div, abs(f_vco - vco_mid), -f_vco)
+            if best_key is None or key < best_key:
+                best_key, best = key, (clki_div, f_pfd, f_vco, clkos_div, f_out)
 
-    assert best is not None  # CLKI_DIV = CLKFB_DIV = 1 is valid for any f_in in range
-    clki_div, clkfb_div, clkop_div, f_pfd, f_out = best
+    assert best is not None  # CLKI_DIV = 1 and a VCO in range are valid for any f_in in range
+    clki_div, f_pfd, f_vco, clkos_div, f_out = best
     if abs(f_out - target) > target * _exact(tolerance):
         raise BoardError(
             f"--clock-mhz {_mhz(f_out_mhz)} cannot be made from the {_mhz(f_in_mhz)} MHz "
             f"oscillator within {tolerance * 100:g}%: the ECP5 PLL's nearest is "
             f"{float(f_out):.6g} MHz (--clock-mhz {float(f_out):.6g})"
         )
+    clkfb_div, clkop_div = _feedback(f_pfd, f_vco, clkos_div)
     return PLLConfig(
         f_in_mhz=float(f_in_mhz),
         clki_div=clki_div,
         clkfb_div=clkfb_div,
         clkop_div=clkop_div,
+        clkos_div=clkos_div,
         f_out_mhz=float(f_out),
-        f_vco_mhz=float(f_out * clkop_div),
+        f_vco_mhz=float(f_vco),
         f_pfd_mhz=float(f_pfd),
     )
 
 
+def _clamp(value: int, allowed: range) -> int:
+    return min(max(value, allowed.start), allowed.stop - 1)
+
+
 def _settings(f_in_mhz: float):
-    """Every valid ``(CLKI_DIV, CLKFB_DIV, f_pfd, f_out, CLKOP_DIVs)`` from ``f_in_mhz`` (exact
-    fractions, MHz; the CLKOP_DIVs that keep the VCO in range)."""
+    """Every valid ``(CLKI_DIV, f_pfd, f_vco, CLKOS_DIVs)`` from ``f_in_mhz`` (exact fractions,
+    MHz; the CLKOS dividers that keep the design clock in range). The VCO runs at ``f_pfd``
+    times ``CLKFB_DIV * CLKOP_DIV``, and every multiple of ``f_pfd`` in the VCO's range is made
+    by some pair of them (:func:`_feedback`)."""
     f_in = _exact(f_in_mhz)
     vco_lo, vco_hi = _widened(*F_VCO_RANGE_MHZ)
     pfd_lo, pfd_hi = _widened(*F_PFD_RANGE_MHZ)
@@ -196,34 +240,55 @@ def _settings(f_in_mhz: float):
         f_pfd = f_in / clki_div
         if not pfd_lo <= f_pfd <= pfd_hi:
             continue
-        for clkfb_div in range(CLKFB_DIV_RANGE[0], CLKFB_DIV_RANGE[1] + 1):
-            f_out = f_pfd * clkfb_div
-            if not out_lo <= f_out <= out_hi:
-                continue
-            op_lo = max(math.ceil(vco_lo / f_out), CLKOP_DIV_RANGE[0])
-            op_hi = min(math.floor(vco_hi / f_out), CLKOP_DIV_RANGE[1])
-            if op_lo <= op_hi:
-                yield clki_div, clkfb_div, f_pfd, f_out, range(op_lo, op_hi + 1)
+        for n in range(max(1, math.ceil(vco_lo / f_pfd)), math.floor(vco_hi / f_pfd) + 1):
+            f_vco = f_pfd * n
+            os_lo = max(math.ceil(f_vco / out_hi), CLKOS_DIV_RANGE[0])
+            os_hi = min(math.floor(f_vco / out_lo), CLKOS_DIV_RANGE[1])
+            if os_lo <= os_hi:
+                yield clki_div, f_pfd, f_vco, range(os_lo, os_hi + 1)
+
+
+def _feedback(f_pfd: Fraction, f_vco: Fraction, clkos_div: int) -> tuple[int, int]:
+    """``(CLKFB_DIV, CLKOP_DIV)`` that run the VCO at ``f_vco``: CLKOP at the design clock
+    (``CLKOP_DIV = CLKOS_DIV``) when the dividers allow it, else the smallest ``CLKOP_DIV``.
+    CLKOP runs at ``f_pfd * CLKFB_DIV``, which is at least ``f_pfd`` and at most 400 MHz."""
+    n = f_vco / f_pfd
+    assert n.denominator == 1
+    n = int(n)
+    op_hi = _widened(*F_OUT_RANGE_MHZ)[1]
+    pairs = [
+        (n // op, op)
+        for op in range(CLKOP_DIV_RANGE[0], CLKOP_DIV_RANGE[1] + 1)
+        if n % op == 0 and n // op <= CLKFB_DIV_RANGE[1] and f_pfd * (n // op) <= op_hi
+    ]
+    assert pairs  # CLKFB_DIV = 1, CLKOP_DIV = n (at most 80: f_pfd >= 10, f_vco <= 800)
+    return min(pairs, key=lambda pair: (pair[1] != clkos_div, pair[1]))
 
 
 def ecp5_pll_frequencies(f_in_mhz: float) -> list[float]:
-    """Every CLKOP frequency the PLL makes from ``f_in_mhz`` (MHz, ascending): the clocks a
-    build may choose among (from a 25 MHz oscillator, the multiples of 12.5 MHz)."""
-    return [float(f) for f in sorted({f_out for _, _, _, f_out, _ in _settings(f_in_mhz)})]
+    """Every CLKOS frequency the PLL makes from ``f_in_mhz`` (MHz, ascending): the clocks a
+    build may choose among."""
+    return [
+        float(f)
+        for f in sorted(
+            {f_vco / d for _, _, f_vco, clkos_divs in _settings(f_in_mhz) for d in clkos_divs}
+        )
+    ]
 
 
 class ECP5PLL(wiring.Component):
-    """One ECP5 EHXPLLL set to ``config``: ``clkop`` runs at ``config.f_out_mhz``.
+    """One ECP5 EHXPLLL set to ``config``: ``clkos`` runs at ``config.f_out_mhz``.
 
     Ports:
         clki: In(1), the reference clock (``config.f_in_mhz``), straight from an input pin.
-        clkop: Out(1), the output clock (also the PLL's feedback).
-        lock: Out(1), high while the PLL is locked. It is asynchronous to ``clkop``: synchronise
+        clkos: Out(1), the output clock (CLKOP, at ``config.f_feedback_mhz``, is the PLL's
+            feedback and drives nothing else).
+        lock: Out(1), high while the PLL is locked. It is asynchronous to ``clkos``: synchronise
             it (as :func:`add_pll_domain` does) before using it as a reset.
     """
 
     clki: In(1)
-    clkop: Out(1)
+    clkos: Out(1)
     lock: Out(1)
 
     def __init__(self, config: PLLConfig):
@@ -237,15 +302,17 @@ class ECP5PLL(wiring.Component):
         config = self.config
         attrs = {
             "FREQUENCY_PIN_CLKI": _mhz(config.f_in_mhz),
-            "FREQUENCY_PIN_CLKOP": _mhz(config.f_out_mhz),
+            "FREQUENCY_PIN_CLKOP": _mhz(config.f_feedback_mhz),
+            "FREQUENCY_PIN_CLKOS": _mhz(config.f_out_mhz),
             **_LOOP_FILTER_ATTRS,
         }
+        clkop = Signal()
         m.submodules.pll = Instance(
             "EHXPLLL",
             *(("a", name, value) for name, value in attrs.items()),
             *(("p", name, value) for name, value in config.parameters().items()),
             ("i", "CLKI", self.clki),
-            ("i", "CLKFB", self.clkop),
+            ("i", "CLKFB", clkop),
             ("i", "RST", Const(0)),
             ("i", "STDBY", Const(0)),
             ("i", "PHASESEL0", Const(0)),
@@ -255,7 +322,9 @@ class ECP5PLL(wiring.Component):
             ("i", "PHASELOADREG", Const(0)),
             ("i", "PLLWAKESYNC", Const(0)),
             ("i", "ENCLKOP", Const(0)),
-            ("o", "CLKOP", self.clkop),
+            ("i", "ENCLKOS", Const(0)),
+            ("o", "CLKOP", clkop),
+            ("o", "CLKOS", self.clkos),
             ("o", "LOCK", self.lock),
         )
         return m
@@ -268,20 +337,23 @@ def add_pll_domain(m: Module, config: PLLConfig, clki, *, domain: str = "sync") 
     pll = ECP5PLL(config)
     m.submodules[f"pll_{domain}"] = pll
     m.domains += ClockDomain(domain)
-    m.d.comb += [pll.clki.eq(clki), ClockSignal(domain).eq(pll.clkop)]
+    m.d.comb += [pll.clki.eq(clki), ClockSignal(domain).eq(pll.clkos)]
     m.submodules[f"pll_{domain}_reset"] = ResetSynchronizer(~pll.lock, domain=domain)
     return pll
 
 
 # The EHXPLLL words of a Trellis text configuration (nextpnr --textcfg) that hold the dividers
-# and CLKOP's phase, most significant bit first: the name, the parameter it holds, the offset
-# added to the parameter, the width in bits
+# and the phases of CLKOP and CLKOS, most significant bit first: the name, the parameter it
+# holds, the offset added to the parameter, the width in bits
 _CONFIG_WORDS = (
     ("CLKI_DIV", "clki_div", -1, 7),
     ("CLKFB_DIV", "clkfb_div", -1, 7),
     ("CLKOP_DIV", "clkop_div", -1, 7),
     ("CLKOP_CPHASE", "clkop_cphase", 0, 7),
-    ("CLKOP_FPHASE", "clkop_fphase", 0, 3),
+    ("CLKOP_FPHASE", "fphase", 0, 3),
+    ("CLKOS_DIV", "clkos_div", -1, 7),
+    ("CLKOS_CPHASE", "clkos_cphase", 0, 7),
+    ("CLKOS_FPHASE", "fphase", 0, 3),
 )
 
 
@@ -291,10 +363,10 @@ def _config_word(config: PLLConfig, attribute: str, offset: int, width: int) -> 
 
 def retarget_ecp5_config(text: str, routed: PLLConfig, wanted: PLLConfig) -> str:
     """The Trellis text configuration ``text`` of a routed design whose one EHXPLLL is set to
-    ``routed``, with the PLL set to ``wanted`` instead: only the dividers' and CLKOP phase's
-    words change, so every path keeps the delays it was routed with (the new clock is met when
-    the routed design's Fmax reaches it). Raises ``ValueError`` unless ``text`` holds exactly
-    one PLL, set to ``routed``."""
+    ``routed``, with the PLL set to ``wanted`` instead: only the words of the dividers and the
+    output phases change, so every path keeps the delays it was routed with (the new clock is
+    met when the routed design's Fmax reaches it). Raises ``ValueError`` unless ``text`` holds
+    exactly one PLL, set to ``routed``."""
     if wanted.f_in_mhz != routed.f_in_mhz:
         raise ValueError(
             f"wanted must use the routed PLL's {routed.f_in_mhz:g} MHz reference, not "

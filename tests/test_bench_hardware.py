@@ -132,8 +132,9 @@ def test_cycle_table_and_clocks_apart():
 
 
 def test_peer_clock_rule():
-    # the 25 MHz oscillator's PLL makes the multiples of 12.5 MHz; 2% to spare
-    assert hardware.pll_clock_mhz(63.68, "ulx3s-85f") == 50.0  # 62.41 < 62.5
+    # from the 25 MHz oscillator the PLL makes VCO / CLKOS_DIV, the VCO on multiples of 12.5 MHz
+    # from 400 to 800; 2% to spare
+    assert hardware.pll_clock_mhz(63.68, "ulx3s-85f") == 800 / 13  # 62.41 < 62.5
     assert hardware.pll_clock_mhz(64.0, "ulx3s-85f") == 62.5  # 62.72
     assert hardware.pll_clock_mhz(10.0, "ulx3s-85f") is None
 

@@ -123,6 +123,29 @@ def test_a_netlist_that_differs_from_the_golden_model_leaves_no_bitstream(
     assert not (failed / "top.bit").exists() and (failed / "bitstream" / "top.config").exists()
 
 
+def test_a_netlist_that_lost_its_multipliers_is_refused(
+    tiny_model,  # noqa: F811
+    calib,
+    tmp_path,
+    monkeypatch,
+    capsys,
+):
+    """A synthesis that loses the core's DSPs (one Yosys command more in the synth step's run,
+    as a synthesis bug would) stops the build before place and route, with no bitstream."""
+    from compiler.steps import board
+
+    monkeypatch.setattr(board, "NETLIST_SCRIPT", board.NETLIST_SCRIPT + "delete t:MULT18X18D\n")
+    out = tmp_path / "lost"
+    args = ("--board", "ulx3s-12f", "--dsp-budget", "8", "--netlist-sim", "1")
+    assert _build(tiny_model, calib, out, *args) == 2
+    err = capsys.readouterr().err
+    assert "synthesis kept 0 MULT18X18D of the core's 8 multipliers" in err
+    assert not out.exists()
+    failed = tmp_path / "lost.failed"
+    assert not (failed / "bitstream" / "nextpnr.log").exists()  # stopped before nextpnr
+    assert not (failed / "top.bit").exists()
+
+
 def test_icebreaker_build_with_a_shared_stage(tiny_model, calib, tmp_path):  # noqa: F811
     """Two multipliers for the tiny model's three factors: fc1's two factors share one (a shared
     stage, its memories in the iCE40's block RAM), fc2 has the other."""

@@ -257,7 +257,7 @@ def test_bad_data_files(tmp_path, capsys, tiny_model):  # noqa: F811
     ("extra", "message"),
     [
         (["--clock-mhz", "500"], "--clock-mhz must be in 10..400 MHz, not 500.0"),
-        (["--clock-mhz", "91"], "the ECP5 PLL's nearest is 87.5 MHz"),
+        (["--clock-mhz", "390"], "the ECP5 PLL's nearest is 387.5 MHz"),
         (["--clock-mhz", "nan"], "--clock-mhz must be positive, not nan"),
         (["--dsp-budget", "abc"], "argument --dsp-budget: invalid int value: 'abc'"),
         (["--dsp-budget", "0"], "--dsp-budget must be a positive integer, not 0"),

@@ -33,7 +33,7 @@ from compiler.options import AUTO_FIRST_MHZ, AUTO_MARGIN
 from compiler.steps.core import selftest_vectors
 from compiler.steps.state import BoardBuild, BuildState
 from compiler.verification import check_board_top, input_vectors
-from debut.errors import FitError, SimulationError, TimingError
+from debut.errors import FitError, SimulationError, TimingError, ToolError
 
 __all__ = [
     "AUTO_FIRST_MHZ",
@@ -113,7 +113,7 @@ def _write_top(state: BuildState, build: BoardBuild) -> None:
     if clock.pll is not None:
         state.say(
             f"clock: {clock.f_mhz:g} MHz from the {board.clock_mhz:g} MHz oscillator (PLL "
-            f"CLKI/{clock.pll.clki_div} FB x{clock.pll.clkfb_div} OP/{clock.pll.clkop_div})"
+            f"{clock.pll.describe()})"
             + (" (automatic: a first target)" if build.auto_clock and not build.passes else "")
         )
     write_design(top, platform=board.make_platform(), board=board, workdir=build.workdir)
@@ -134,6 +134,34 @@ def synth(state: BuildState) -> None:
         shutil.copyfile(NETLIST_SIM_MAP, workdir / NETLIST_SIM_MAP.name)
         extra = NETLIST_SCRIPT
     build.cells, build.mapper = synthesize(workdir, family=build.board.family, extra=extra)
+    _check_multipliers(state)
+
+
+# iCE40: Yosys (synth_ice40 -dsp) infers an SB_MAC16 for a multiply whose product has at least
+# this many bits (an 8 x 3 multiply gets one, 8 x 2 and 5 x 5 do not: Yosys 0.70, measured)
+ICE40_DSP_MIN_PRODUCT_BITS = 11
+
+
+def _check_multipliers(state: BuildState) -> None:
+    """Every multiplier of the core must be a DSP of the netlist: on the ECP5 the core
+    instantiates its MULT18X18Ds, on the iCE40 synthesis infers SB_MAC16s (checked where every
+    product is wide enough for that). Fewer means synthesis removed or tied off part of the
+    datapath (Yosys 0.70 once took a product register for the SB_MAC16's own and tied the
+    product to 0, with only a warning), and the bitstream would compute wrong results."""
+    build, options = state.board_build, state.options
+    family = build.board.family
+    cell = "MULT18X18D" if family == "ecp5" else "SB_MAC16"
+    if family == "ice40" and options.act_bits + options.weight_bits < ICE40_DSP_MIN_PRODUCT_BITS:
+        return
+    multipliers = state.lowered.network.multipliers
+    kept = build.cells.get(cell, 0)
+    if kept < multipliers:
+        raise ToolError(
+            f"synthesis kept {kept} {cell} of the core's {multipliers} multipliers: Yosys removed "
+            "or tied off part of the datapath, and the bitstream would compute wrong results "
+            f"(log {build.workdir / 'yosys.log'}); no bitstream written. Check the Yosys version "
+            "against setup.sh's pin"
+        )
 
 
 def pnr(state: BuildState) -> None:

@@ -1,8 +1,8 @@
 // Simulation model of the ECP5 PLL (EHXPLLL) for the netlist check of a whole board top: not a
-// PLL. CLKOP is CLKI itself, whatever the dividers (a simulation counts clock cycles, and every
-// cycle count of the design is in cycles of the clock the PLL makes); LOCK (and INTLOCK) rise
-// after LOCK_CYCLES cycles of CLKI and stay high, so the design's reset is held and released as on
-// the board. The other outputs are low. Yosys ships only a blackbox of this cell.
+// PLL. CLKOP and CLKOS are CLKI itself, whatever the dividers (a simulation counts clock cycles,
+// and every cycle count of the design is in cycles of the clock the PLL makes on CLKOS); LOCK (and
+// INTLOCK) rise after LOCK_CYCLES cycles of CLKI and stay high, so the design's reset is held and
+// released as on the board. The other outputs are low. Yosys ships only a blackbox of this cell.
 module EHXPLLL (
     input  CLKI, CLKFB, PHASESEL1, PHASESEL0, PHASEDIR, PHASESTEP, PHASELOADREG, STDBY,
     input  PLLWAKESYNC, RST, ENCLKOP, ENCLKOS, ENCLKOS2, ENCLKOS3,
@@ -49,7 +49,8 @@ module EHXPLLL (
     reg [4:0] count = 5'd0;
     always @(posedge CLKI) if (count != LOCK_CYCLES) count <= count + 5'd1;
     assign CLKOP = CLKI;
+    assign CLKOS = CLKI;
     assign LOCK = count == LOCK_CYCLES;
     assign INTLOCK = LOCK;
-    assign {CLKOS, CLKOS2, CLKOS3, REFCLK, CLKINTFB} = 5'd0;
+    assign {CLKOS2, CLKOS3, REFCLK, CLKINTFB} = 4'd0;
 endmodule
