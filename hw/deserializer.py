@@ -44,30 +44,23 @@ class Deserializer(wiring.Component):
         # neighbour's value under one enable (the transfer) and no beat index is decoded
         lanes = [Signal(self.fmt.width, name=f"lane{k}") for k in range(beats * per_beat)]
         beat = self.i.payload
-        # "a whole vector waits" is kept twice, once for each side (o.valid and the input's
-        # ready and shift enable), each copy computed from itself, so that synthesis keeps both
-        # and placement can put each near the logic it drives (the output side fans out to the
-        # first stage's sequencers, the input side to the beat register's enables)
-        full_in, full_out, fire = Signal(name="full_in"), Signal(name="full_out"), Signal()
-        m.d.comb += [
-            self.o.valid.eq(full_out),
-            self.i.ready.eq(~full_in | self.o.ready),
-            fire.eq(self.i.valid & self.i.ready),
-        ]
-        # the vector is complete with its last beat (with its first, when it has one beat)
-        count = Signal(range(beats + 1))  # beats taken since the vector's first (0: waiting)
-        done = beat.first if beats == 1 else ~beat.first & (count == beats - 1)
-        for full in (full_in, full_out):
-            takes = self.i.valid & (~full | self.o.ready)  # fire, from this copy
-            m.d.sync += full.eq((takes & done) | (full & ~self.o.ready))
+        full = Signal()
+        fire = self.i.valid & self.i.ready
+        m.d.comb += [self.o.valid.eq(full), self.i.ready.eq(~full | self.o.ready)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += full.eq(0)
         with m.If(fire):
             top = (beats - 1) * per_beat
             m.d.sync += [lanes[k].eq(lanes[k + per_beat]) for k in range(top)]
             m.d.sync += [lanes[top + k].eq(beat.data[k]) for k in range(per_beat)]
         m.d.comb += [self.o.payload[j].eq(lanes[j]) for j in range(self.length)]
+        # beats taken since the vector's first (0: waiting for a beat flagged first)
+        count = Signal(range(beats + 1))
+        # the vector is complete with its last beat (with its first, when it has one beat)
+        done = beat.first if beats == 1 else ~beat.first & (count == beats - 1)
         with m.If(fire):
             with m.If(done):
-                m.d.sync += count.eq(0)
+                m.d.sync += [count.eq(0), full.eq(1)]
             with m.Elif(beat.first):
                 m.d.sync += count.eq(1)
             with m.Elif(count != 0):
